@@ -1,0 +1,1 @@
+"""The networks: one model per file, module names equal checkpoint keys."""

@@ -1,0 +1,323 @@
+"""Wan2.1 causal 3-D video VAE (the ``WanVAE_`` of the reference), in plain PyTorch.
+
+Layout and math follow shared/reference/FORMATS.md section 6 (reference:
+thu-ml/TurboDiffusion ``rcm/tokenizers/wan2pt1.py``, itself Wan2.1's ``wan/modules/vae.py``).
+Module names equal the checkpoint keys of ``Wan2.1_VAE.pth`` (``encoder.*``, ``conv1.*``,
+``conv2.*``, ``decoder.*``), so a published file loads with ``load_state_dict(strict=True)``.
+
+Time is causal everywhere: a 3-D conv pads only on the past.  The video is processed in
+chunks (encode: frame 0, then 4 frames at a time; decode: one latent frame at a time), and
+every conv that looks back in time reads the last frames of its input from the previous
+chunk out of a :class:`CausalCache`.  The cache lives for one ``encode``/``decode`` call
+only, so the module itself holds no state between calls.
+
+The module holds no buffers: the latent mean/std are Python constants made into tensors
+on the input's device and dtype when used, so a model built on the meta device and loaded
+with ``assign=True`` is complete.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine.configs import VAEConfig
+
+# Per-channel statistics of the Wan2.1 latent space (FORMATS.md section 6; the reference's
+# ``rcm/tokenizers/wan2pt1.py::Wan2pt1VAEInterface``, same numbers as Wan2.1 ``wan/vae.py``).
+LATENT_MEAN = (
+    -0.7571, -0.7089, -0.9113, 0.1075, -0.1745, 0.9653, -0.1517, 1.5508,
+    0.4134, -0.0715, 0.5517, -0.3632, -0.1922, -0.9497, 0.2503, -0.2921,
+)
+LATENT_STD = (
+    2.8184, 1.4541, 2.3275, 2.6558, 1.2196, 1.7708, 2.6052, 2.0743,
+    3.2687, 2.1526, 2.8652, 1.5579, 1.6382, 1.1253, 2.8251, 1.9160,
+)
+
+# Temporal compression of the encoder: 1 + 4k frames -> 1 + k latent frames.
+TIME_STRIDE = 4
+SPACE_STRIDE = 8
+
+
+# ----------------------------------------------------------------------------------------
+# Causal caching
+# ----------------------------------------------------------------------------------------
+
+
+class CausalCache:
+    """The past of every time-looking layer during one chunked encode or decode.
+
+    Maps a module to the last frames of the input stream it has seen (``[B, C, T<=2, H, W]``)
+    or to a marker state; created fresh for each call and thrown away afterwards.
+    """
+
+    def __init__(self) -> None:
+        self._past: dict[int, torch.Tensor] = {}
+
+    def get(self, layer: nn.Module) -> torch.Tensor | None:
+        return self._past.get(id(layer))
+
+    def put(self, layer: nn.Module, frames: torch.Tensor) -> None:
+        # clone: a slice would keep the whole chunk's activation alive.
+        self._past[id(layer)] = frames.clone()
+
+
+class CausalConv3d(nn.Conv3d):
+    """Conv3d padded symmetrically in space and only on the past in time.
+
+    With a cache, the past frames come from the previous chunk (zeros before the start),
+    so running chunk by chunk equals running the whole stream at once.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, kernel, stride=1, padding=0):
+        super().__init__(in_dim, out_dim, kernel, stride=stride, padding=0)
+        pt, ph, pw = (padding,) * 3 if isinstance(padding, int) else padding
+        self.time_pad = 2 * pt
+        # F.pad order: (w_left, w_right, h_top, h_bottom, t_past, t_future)
+        self.space_pad = (pw, pw, ph, ph)
+
+    def forward(self, x: torch.Tensor, cache: CausalCache | None = None) -> torch.Tensor:
+        t_pad = self.time_pad
+        if cache is not None and t_pad > 0:
+            past = cache.get(self)
+            stream = x if past is None else torch.cat([past, x], dim=2)
+            cache.put(self, stream[:, :, -t_pad:])
+            t_pad -= stream.shape[2] - x.shape[2]
+            x = stream
+        x = F.pad(x, (*self.space_pad, t_pad, 0))
+        return super().forward(x)
+
+
+# ----------------------------------------------------------------------------------------
+# Building blocks
+# ----------------------------------------------------------------------------------------
+
+
+class RMSNorm(nn.Module):
+    """L2-normalise over channels, times sqrt(C) and a per-channel gain (no bias)."""
+
+    def __init__(self, dim: int, images: bool = False):
+        super().__init__()
+        # gamma is [C, 1, 1, 1] for video tensors and [C, 1, 1] for per-frame images.
+        self.gamma = nn.Parameter(torch.ones(dim, *((1, 1) if images else (1, 1, 1))))
+        self.scale = dim**0.5
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(x, dim=1) * self.scale * self.gamma
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, in_dim: int, out_dim: int):
+        super().__init__()
+        # indices match the checkpoint: residual.{0,3}.gamma, residual.{2,6}.{weight,bias}
+        self.residual = nn.Sequential(
+            RMSNorm(in_dim), nn.SiLU(), CausalConv3d(in_dim, out_dim, 3, padding=1),
+            RMSNorm(out_dim), nn.SiLU(), nn.Identity(),  # index 5 was Dropout
+            CausalConv3d(out_dim, out_dim, 3, padding=1),
+        )
+        self.shortcut = CausalConv3d(in_dim, out_dim, 1) if in_dim != out_dim else nn.Identity()
+
+    def forward(self, x: torch.Tensor, cache: CausalCache) -> torch.Tensor:
+        h = self.shortcut(x)
+        for layer in self.residual:
+            x = layer(x, cache) if isinstance(layer, CausalConv3d) else layer(x)
+        return x + h
+
+
+class AttentionBlock(nn.Module):
+    """Single-head self-attention over the pixels of each frame separately."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.norm = RMSNorm(dim, images=True)
+        self.to_qkv = nn.Conv2d(dim, dim * 3, 1)
+        self.proj = nn.Conv2d(dim, dim, 1)
+
+    def forward(self, x: torch.Tensor, cache: CausalCache | None = None) -> torch.Tensor:
+        identity = x
+        b, c, t, h, w = x.shape
+        x = x.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)  # [B*T, C, H, W]
+        qkv = self.to_qkv(self.norm(x)).reshape(b * t, 1, 3 * c, h * w).transpose(2, 3)
+        q, k, v = qkv.contiguous().chunk(3, dim=-1)  # each [B*T, 1, H*W, C]
+        x = F.scaled_dot_product_attention(q, k, v)
+        x = x.squeeze(1).transpose(1, 2).reshape(b * t, c, h, w)
+        x = self.proj(x)
+        x = x.reshape(b, t, c, h, w).permute(0, 2, 1, 3, 4)
+        return x + identity
+
+
+class Resample(nn.Module):
+    """Spatial x2 down/up-sampling, plus a causal x2 in time for the ``*3d`` modes."""
+
+    def __init__(self, dim: int, mode: str):
+        super().__init__()
+        self.mode = mode
+        if mode.startswith("upsample"):
+            # index 0 is the (parameter-free) nearest upsampling, done in forward.
+            self.resample = nn.Sequential(nn.Identity(), nn.Conv2d(dim, dim // 2, 3, padding=1))
+        else:
+            # index 0 is ZeroPad2d((0, 1, 0, 1)): pad right/bottom only, then stride 2.
+            self.resample = nn.Sequential(nn.ZeroPad2d((0, 1, 0, 1)), nn.Conv2d(dim, dim, 3, stride=2))
+        if mode == "upsample3d":
+            # each frame becomes two: channels [0:C] and [C:2C] of the output
+            self.time_conv = CausalConv3d(dim, dim * 2, (3, 1, 1), padding=(1, 0, 0))
+        elif mode == "downsample3d":
+            self.time_conv = CausalConv3d(dim, dim, (3, 1, 1), stride=(2, 1, 1))
+
+    def forward(self, x: torch.Tensor, cache: CausalCache) -> torch.Tensor:
+        b, c, t, h, w = x.shape
+        # 1. time upsampling (decoder).  The very first chunk passes through unchanged (one
+        # latent frame -> one video frame); the reference then restarts the time conv from
+        # zeros, so the first chunk never enters its past: an empty past marks "started".
+        if self.mode == "upsample3d":
+            if cache.get(self.time_conv) is None:
+                cache.put(self.time_conv, x[:, :, :0])
+            else:
+                x = self.time_conv(x, cache)  # [B, 2C, T, H, W]
+                x = x.reshape(b, 2, c, t, h, w).permute(0, 2, 3, 1, 4, 5).reshape(b, c, 2 * t, h, w)
+                t = 2 * t
+
+        # 2. spatial resampling, frame by frame  [B*T, C, H, W]
+        x = x.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
+        if self.mode.startswith("upsample"):
+            # in float32, as the reference's Upsample does
+            x = F.interpolate(x.float(), scale_factor=2.0, mode="nearest-exact").type_as(x)
+        x = self.resample(x)
+        x = x.reshape(b, t, *x.shape[1:]).permute(0, 2, 1, 3, 4)
+
+        # 3. time downsampling (encoder): stride-2 conv over [last frame of the previous
+        # chunk, this chunk]; the first chunk (frame 0 alone) passes through.
+        if self.mode == "downsample3d":
+            past = cache.get(self.time_conv)
+            cache.put(self.time_conv, x[:, :, -1:])
+            if past is not None:
+                x = self.time_conv(torch.cat([past, x], dim=2))
+        return x
+
+
+def _run(layers: nn.Sequential, x: torch.Tensor, cache: CausalCache) -> torch.Tensor:
+    for layer in layers:
+        if isinstance(layer, (ResidualBlock, AttentionBlock, Resample, CausalConv3d)):
+            x = layer(x, cache)
+        else:
+            x = layer(x)
+    return x
+
+
+# ----------------------------------------------------------------------------------------
+# Encoder, decoder, the VAE
+# ----------------------------------------------------------------------------------------
+
+
+class Encoder3d(nn.Module):
+    def __init__(self, cfg: VAEConfig):
+        super().__init__()
+        dims = [cfg.dim * m for m in (1, *cfg.dim_mult)]
+        self.conv1 = CausalConv3d(3, dims[0], 3, padding=1)
+        blocks: list[nn.Module] = []
+        for i, (in_dim, out_dim) in enumerate(zip(dims[:-1], dims[1:])):
+            for _ in range(cfg.num_res_blocks):
+                blocks.append(ResidualBlock(in_dim, out_dim))
+                in_dim = out_dim
+            if i != len(cfg.dim_mult) - 1:
+                blocks.append(Resample(out_dim, "downsample3d" if cfg.temporal_downsample[i] else "downsample2d"))
+        self.downsamples = nn.Sequential(*blocks)
+        d = dims[-1]
+        self.middle = nn.Sequential(ResidualBlock(d, d), AttentionBlock(d), ResidualBlock(d, d))
+        # mu and log-variance: 2 * z_dim channels
+        self.head = nn.Sequential(RMSNorm(d), nn.SiLU(), CausalConv3d(d, cfg.z_dim * 2, 3, padding=1))
+
+    def forward(self, x: torch.Tensor, cache: CausalCache) -> torch.Tensor:
+        x = self.conv1(x, cache)
+        x = _run(self.downsamples, x, cache)
+        x = _run(self.middle, x, cache)
+        return _run(self.head, x, cache)
+
+
+class Decoder3d(nn.Module):
+    def __init__(self, cfg: VAEConfig):
+        super().__init__()
+        mult = cfg.dim_mult
+        dims = [cfg.dim * m for m in (mult[-1], *mult[::-1])]
+        temporal_upsample = cfg.temporal_downsample[::-1]
+        self.conv1 = CausalConv3d(cfg.z_dim, dims[0], 3, padding=1)
+        d = dims[0]
+        self.middle = nn.Sequential(ResidualBlock(d, d), AttentionBlock(d), ResidualBlock(d, d))
+        blocks: list[nn.Module] = []
+        for i, (in_dim, out_dim) in enumerate(zip(dims[:-1], dims[1:])):
+            if i > 0:
+                in_dim //= 2  # the previous Resample halved the channels
+            for _ in range(cfg.num_res_blocks + 1):
+                blocks.append(ResidualBlock(in_dim, out_dim))
+                in_dim = out_dim
+            if i != len(mult) - 1:
+                blocks.append(Resample(out_dim, "upsample3d" if temporal_upsample[i] else "upsample2d"))
+        self.upsamples = nn.Sequential(*blocks)
+        self.head = nn.Sequential(RMSNorm(dims[-1]), nn.SiLU(), CausalConv3d(dims[-1], 3, 3, padding=1))
+
+    def forward(self, x: torch.Tensor, cache: CausalCache) -> torch.Tensor:
+        x = self.conv1(x, cache)
+        x = _run(self.middle, x, cache)
+        x = _run(self.upsamples, x, cache)
+        return _run(self.head, x, cache)
+
+
+class WanVAE(nn.Module):
+    """Wan2.1 video VAE: ``encode`` video -> normalised latent, ``decode`` latent -> video.
+
+    ``state_dict()`` keys equal those of the reference ``WanVAE_`` / ``Wan2.1_VAE.pth``.
+    Computation runs in the parameters' dtype (the reference pipeline uses bfloat16).
+    """
+
+    def __init__(self, cfg: VAEConfig = VAEConfig()):
+        super().__init__()
+        self.cfg = cfg
+        self.z_dim = cfg.z_dim
+        self.encoder = Encoder3d(cfg)
+        self.conv1 = CausalConv3d(cfg.z_dim * 2, cfg.z_dim * 2, 1)
+        self.conv2 = CausalConv3d(cfg.z_dim, cfg.z_dim, 1)
+        self.decoder = Decoder3d(cfg)
+
+    def _stats(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean, 1/std) as [1, Z, 1, 1, 1] on ``like``'s device and dtype."""
+        if len(LATENT_MEAN) != self.z_dim:
+            raise ValueError(f"latent statistics are defined for z_dim=16, not {self.z_dim}")
+        mean = torch.tensor(LATENT_MEAN, device=like.device, dtype=like.dtype).view(1, -1, 1, 1, 1)
+        # The reference stores the reciprocal and multiplies/divides by it; keep that rounding.
+        inv_std = (1.0 / torch.tensor(LATENT_STD, device=like.device, dtype=torch.float32))
+        return mean, inv_std.to(like.dtype).view(1, -1, 1, 1, 1)
+
+    @torch.no_grad()
+    def encode(self, video: torch.Tensor) -> torch.Tensor:
+        """[B, 3, F, H, W] in [-1, 1] -> normalised latent [B, Z, 1 + (F-1)//4, H/8, W/8].
+
+        Frame 0 is encoded alone, then chunks of 4 frames (trailing frames that do not fill
+        a chunk are dropped, as in the reference); only the mean of the posterior is used.
+        """
+        if video.ndim != 5 or video.shape[1] != 3:
+            raise ValueError(f"expected video [B, 3, F, H, W], got {tuple(video.shape)}")
+        x = video.to(self.conv1.weight.dtype)
+        cache = CausalCache()
+        n_chunks = 1 + (x.shape[2] - 1) // TIME_STRIDE
+        outs = [self.encoder(x[:, :, :1], cache)]
+        for i in range(1, n_chunks):
+            outs.append(self.encoder(x[:, :, 1 + TIME_STRIDE * (i - 1): 1 + TIME_STRIDE * i], cache))
+        mu = self.conv1(torch.cat(outs, dim=2))[:, : self.z_dim]  # [B, Z, T_lat, H/8, W/8]
+        mean, inv_std = self._stats(mu)
+        return (mu - mean) * inv_std
+
+    @torch.no_grad()
+    def decode(self, latent: torch.Tensor) -> torch.Tensor:
+        """Normalised latent [B, Z, T, h, w] -> video [B, 3, 1 + 4(T-1), 8h, 8w] (not clamped).
+
+        Decodes one latent frame at a time, which bounds memory by one chunk's activations.
+        """
+        if latent.ndim != 5 or latent.shape[1] != self.z_dim:
+            raise ValueError(f"expected latent [B, {self.z_dim}, T, h, w], got {tuple(latent.shape)}")
+        z = latent.to(self.conv2.weight.dtype)
+        mean, inv_std = self._stats(z)
+        x = self.conv2(z / inv_std + mean)
+        cache = CausalCache()
+        frames = [self.decoder(x[:, :, i: i + 1], cache) for i in range(x.shape[2])]
+        return torch.cat(frames, dim=2)
