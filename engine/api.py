@@ -92,7 +92,7 @@ class LaunchConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     dtype: str = "auto"  # auto (bf16 on CUDA, float32 on CPU) | bfloat16 | float32
     offload_text_encoder: bool = False  # move umT5 to the CPU after each encode
-    offload_inactive_expert: bool = True  # keep the unused I2V expert on the CPU
+    offload_inactive_expert: bool = False  # keep the unused I2V expert on the CPU (saves memory, costs transfers)
     vae_temporal_chunks: int = 0  # 0: decode whole; N: decode N latent frames at a time
     compile: bool = False  # torch.compile the DiT (CUDA only)
 

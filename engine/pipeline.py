@@ -1,0 +1,351 @@
+"""The resident generation pipeline: models load once, then any number of turns run on them.
+
+``ResidentPipeline`` implements the :class:`engine.api.Engine` protocol.  A turn is written
+out as numbered steps — validate, encode, noise, denoise, decode, write — each reporting
+:class:`~engine.api.ProgressEvent` objects; ``cancel()`` stops a turn between steps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import threading
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from engine import loading
+from engine.api import (
+    EngineInfo, LaunchConfig, ProgressCallback, ProgressEvent, TurnRequest, TurnResult, adaptive_size,
+)
+from engine.checkpoint import file_summary
+from engine.configs import ModelPreset, get_preset
+from engine.errors import Cancelled, CheckpointError, EngineError, OutOfMemory, TurboError, ValidationError
+from engine.models.tokenizer import load_tokenizer
+from engine.models.umt5 import encode_text
+from engine.preview import make_preview
+from engine.sampler import expert_for_steps, rcm_schedule, sample_rcm
+from engine.video import to_uint8_frames, unique_path, write_mp4, write_png
+
+PROMPT_CACHE_SIZE = 32
+TINY_SEED = 20251218  # fixed seed of the built-in random-weight tiny models
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValidationError("device", name, "a device this machine has (no CUDA GPU found: use cpu or auto)")
+    return dev
+
+
+def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    if name == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}[name]
+
+
+class _Turn:
+    """Book-keeping for one running turn: timings and progress events."""
+
+    def __init__(self, on_progress: ProgressCallback | None, total_steps: int):
+        self.t0 = time.perf_counter()
+        self.on_progress = on_progress
+        self.total_steps = total_steps
+        self.timings: dict[str, float] = {}
+        self.step_times: list[float] = []
+
+    def emit(self, stage: str, status: str, **kw: Any) -> None:
+        if self.on_progress is not None:
+            self.on_progress(ProgressEvent(stage=stage, status=status, total_steps=self.total_steps,
+                                           elapsed_s=time.perf_counter() - self.t0, **kw))
+
+    @contextlib.contextmanager
+    def stage(self, name: str, device: torch.device):
+        self.emit(name, "start")
+        start = time.perf_counter()
+        yield
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        dt = time.perf_counter() - start
+        self.timings[name] = self.timings.get(name, 0.0) + dt
+        self.emit(name, "end", stage_s=dt)
+
+
+class ResidentPipeline:
+    """Holds tokenizer, text encoder, DiT expert(s) and VAE on one device; runs turns."""
+
+    def __init__(self, launch: LaunchConfig, on_progress: ProgressCallback | None = None):
+        launch.validate()
+        self.launch = launch
+        self.preset: ModelPreset = get_preset(launch.model)
+        self.device = resolve_device(launch.device)
+        self.dtype = resolve_dtype(launch.dtype, self.device)
+        self._cancel = threading.Event()
+        self._lock = threading.Lock()  # one turn at a time
+        self._prompt_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self.cache_hits = 0
+        self.cache_misses = 0
+        t0 = time.perf_counter()
+        if on_progress:
+            on_progress(ProgressEvent("load", "start", message=f"loading {launch.model}"))
+        self._load_models()
+        self.load_s = time.perf_counter() - t0
+        if on_progress:
+            on_progress(ProgressEvent("load", "end", elapsed_s=self.load_s, stage_s=self.load_s,
+                                      message=f"{launch.model} ready on {self.device}"))
+
+    # ------------------------------------------------------------------ loading
+
+    def _load_models(self) -> None:
+        launch, preset, dev, dt = self.launch, self.preset, self.device, self.dtype
+        tiny = launch.model.startswith("tiny")
+        self.tokenizer = load_tokenizer(preset.tokenizer, launch.tokenizer_path)
+        text_dev = torch.device("cpu") if launch.offload_text_encoder else dev
+
+        def need(path: str | None, flag: str, key: str, what: str) -> str | None:
+            if path or tiny:
+                return path
+            raise CheckpointError(f"<{what}>", f"no {what} checkpoint configured for {launch.model}",
+                                  f"pass {flag} FILE or set checkpoints.{key} in the config file")
+
+        t5_path = need(launch.text_encoder_path, "--text-encoder-path", "text_encoder", "umT5 text encoder")
+        self.text_encoder = loading.load_text_encoder(t5_path, preset.text, device=text_dev, dtype=dt, seed=TINY_SEED)
+        vae_path = need(launch.vae_path, "--vae-path", "vae", "VAE")
+        self.vae = loading.load_vae(vae_path, preset.vae, device=dev, dtype=dt, seed=TINY_SEED + 1)
+
+        dit_kw = dict(attention=launch.attention, quant_linear=launch.quant_linear,
+                      fast_norm=not launch.default_norm, dtype=dt)
+        self.experts: dict[str, torch.nn.Module] = {}
+        if preset.i2v:
+            high = need(launch.high_noise_model_path, "--high-noise-model-path", "high_noise", "high-noise DiT")
+            low = need(launch.low_noise_model_path, "--low-noise-model-path", "low_noise", "low-noise DiT")
+            low_dev = torch.device("cpu") if launch.offload_inactive_expert else dev
+            self.experts["high"] = loading.load_dit(high, preset.dit, device=dev, seed=TINY_SEED + 2, **dit_kw)
+            self.experts["low"] = loading.load_dit(low, preset.dit, device=low_dev, seed=TINY_SEED + 3, **dit_kw)
+        else:
+            path = need(launch.dit_path, "--dit-path", "dit", "DiT")
+            self.experts["main"] = loading.load_dit(path, preset.dit, device=dev, seed=TINY_SEED + 2, **dit_kw)
+        if launch.compile and dev.type == "cuda":
+            for name, m in self.experts.items():
+                self.experts[name] = torch.compile(m)
+        self.checkpoints = {
+            role: file_summary(p) for role, p in (
+                ("dit", launch.dit_path), ("high_noise", launch.high_noise_model_path),
+                ("low_noise", launch.low_noise_model_path), ("vae", launch.vae_path),
+                ("text_encoder", launch.text_encoder_path),
+            ) if p
+        }
+
+    # ------------------------------------------------------------------ Engine protocol
+
+    def info(self) -> EngineInfo:
+        return EngineInfo(model=self.launch.model, device=str(self.device), dtype=str(self.dtype).replace("torch.", ""),
+                          attention=self.launch.attention, quant_linear=self.launch.quant_linear,
+                          i2v=self.preset.i2v, checkpoints=dict(self.checkpoints))
+
+    def memory_in_use(self) -> int:
+        if self.device.type == "cuda":
+            return int(torch.cuda.memory_allocated(self.device))
+        return 0
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def close(self) -> None:
+        self.experts.clear()
+        self._prompt_cache.clear()
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    def generate(self, request: TurnRequest, output_dir: str,
+                 on_progress: ProgressCallback | None = None) -> TurnResult:
+        # 1. validate: everything is checked before any work starts
+        request.validate()
+        self._check_mode(request)
+        request = request.replace(sigma_max=request.effective_sigma_max)
+        with self._lock:
+            self._cancel.clear()
+            try:
+                return self._run(request, Path(output_dir), on_progress)
+            except torch.cuda.OutOfMemoryError:
+                self._recover()
+                raise OutOfMemory(
+                    "out of GPU memory during the turn (try fewer frames, a lower resolution, "
+                    "--quant-linear or --offload-text-encoder); the engine is still usable"
+                ) from None
+            except TurboError:
+                raise
+            except RuntimeError as e:
+                if "out of memory" in str(e).lower():
+                    self._recover()
+                    raise OutOfMemory(f"out of memory during the turn ({str(e).splitlines()[0][:120]})") from None
+                raise EngineError(f"the turn failed: {str(e).splitlines()[0][:200]}") from e
+
+    # ------------------------------------------------------------------ the turn
+
+    def _check_mode(self, request: TurnRequest) -> None:
+        if request.image_path and not self.preset.i2v:
+            raise ValidationError("image_path", request.image_path,
+                                  f"only with an I2V model ({self.launch.model} is text-to-video; "
+                                  "use --model Wan2.2-A14B or tiny-i2v)")
+        if self.preset.i2v and not request.image_path:
+            raise ValidationError("image_path", None, f"an input image: {self.launch.model} is image-to-video")
+
+    def _recover(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    def _check_cancel(self, _step: int = 0) -> None:
+        if self._cancel.is_set():
+            raise Cancelled()
+
+    @torch.inference_mode()
+    def _run(self, req: TurnRequest, out_dir: Path, on_progress: ProgressCallback | None) -> TurnResult:
+        dev, dt = self.device, self.dtype
+        turn = _Turn(on_progress, req.num_steps)
+        if dev.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(dev)
+
+        # 2. encode: prompt (cached) and, for I2V, the conditioning image
+        with turn.stage("encode", dev):
+            context = self._encode_prompt(req.prompt).repeat(req.num_samples, 1, 1)
+            if req.image_path:
+                width, height, y = self._encode_image(req)
+            else:
+                (width, height), y = req.size, None
+        self._check_cancel()
+
+        # 3. noise: one generator on the model device, re-seeded every turn
+        t_lat = 1 + (req.num_frames - 1) // 4
+        shape = (req.num_samples, self.preset.vae.z_dim, t_lat, height // 8, width // 8)
+        gen = torch.Generator(device=dev).manual_seed(req.seed)
+        init_noise = torch.randn(shape, generator=gen, device=dev, dtype=torch.float32)
+
+        # 4. denoise: the rCM loop, one progress event (with a live preview) per step
+        rf_t = rcm_schedule(req.num_steps, req.effective_sigma_max)
+        experts = expert_for_steps(rf_t, req.boundary) if self.preset.i2v else ["main"] * req.num_steps
+        step_start = [time.perf_counter()]
+
+        def velocity(x: torch.Tensor, timesteps: torch.Tensor, i: int) -> torch.Tensor:
+            net = self._expert(experts[i])
+            return net(x, timesteps, context, y_B_C_T_H_W=y, sla_topk=req.sla_topk)
+
+        def on_step(info) -> None:
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+            now = time.perf_counter()
+            dt_step = now - step_start[0]
+            step_start[0] = now
+            turn.step_times.append(dt_step)
+            turn.timings[f"denoise.step{info.index + 1}"] = dt_step
+            remaining = req.num_steps - info.index - 1
+            eta = remaining * (sum(turn.step_times) / len(turn.step_times))
+            turn.emit("denoise", "step", step=info.index + 1, eta_s=eta,
+                      message=f"step {info.index + 1}/{req.num_steps} ({experts[info.index]})",
+                      preview=make_preview(info.x0[0]))
+
+        with turn.stage("denoise", dev):
+            step_start[0] = time.perf_counter()
+            latent = sample_rcm(
+                velocity, init_noise, rf_t, dt, ode=req.ode,
+                next_noise=lambda: torch.randn(shape, generator=gen, device=dev, dtype=torch.float32),
+                on_step=on_step, before_step=self._check_cancel,
+            )
+        self._check_cancel()
+        if self.preset.i2v and self.launch.offload_inactive_expert:
+            self._expert("high")  # the next turn starts with the high-noise expert
+
+        # 5. decode
+        with turn.stage("decode", dev):
+            video = self.vae.decode(latent.to(dt), chunk_frames=self.launch.vae_temporal_chunks or None)
+            frames = [to_uint8_frames(v.float().cpu().numpy()) for v in video]
+
+        # 6. write: one mp4 per sample plus a thumbnail
+        with turn.stage("write", dev):
+            out_dir.mkdir(parents=True, exist_ok=True)
+            stem = time.strftime("turn-%Y%m%d-%H%M%S") + f"-s{req.seed}"
+            paths = []
+            for n, f in enumerate(frames):
+                p = unique_path(out_dir, stem if len(frames) == 1 else f"{stem}-{n}", ".mp4")
+                paths.append(str(write_mp4(f, p)))
+            thumb = write_png(frames[0][len(frames[0]) // 2], unique_path(out_dir, stem, ".png"))
+
+        total = time.perf_counter() - turn.t0
+        return TurnResult(
+            request=req, video_paths=tuple(paths), thumbnail_path=str(thumb), timings=dict(turn.timings),
+            total_s=total, peak_memory_bytes=self._peak_memory(), width=width, height=height,
+            num_frames=int(frames[0].shape[0]), launch=self.launch_summary(), device=str(dev),
+        )
+
+    def _expert(self, name: str) -> torch.nn.Module:
+        """The DiT for this step; with offloading, the other I2V expert goes to the CPU."""
+        net = self.experts[name]
+        if self.launch.offload_inactive_expert and len(self.experts) > 1:
+            for other, m in self.experts.items():
+                if other != name:
+                    m.to("cpu")
+            net.to(self.device)
+        return net
+
+    def _encode_prompt(self, prompt: str) -> torch.Tensor:
+        """[1, 512, text_dim] embedding, from the cache when this prompt was seen before."""
+        hit = self._prompt_cache.get(prompt)
+        if hit is not None:
+            self._prompt_cache.move_to_end(prompt)
+            self.cache_hits += 1
+            return hit
+        self.cache_misses += 1
+        enc_dev = next(self.text_encoder.parameters()).device
+        if self.launch.offload_text_encoder and self.device.type == "cuda":
+            self.text_encoder.to(self.device)
+            enc_dev = self.device
+        ids, mask = self.tokenizer([prompt], max_length=self.preset.text.text_len)
+        emb = encode_text(self.text_encoder, ids.to(enc_dev), mask.to(enc_dev))
+        if self.launch.offload_text_encoder:
+            self.text_encoder.to("cpu")
+        emb = emb.to(device=self.device, dtype=self.dtype)
+        self._prompt_cache[prompt] = emb
+        if len(self._prompt_cache) > PROMPT_CACHE_SIZE:
+            self._prompt_cache.popitem(last=False)
+        return emb
+
+    def _encode_image(self, req: TurnRequest) -> tuple[int, int, torch.Tensor]:
+        """I2V conditioning (FORMATS.md section 9): VAE latent of [image, zeros...] + a frame-0 mask."""
+        from PIL import Image
+
+        with Image.open(req.image_path) as im:
+            im = im.convert("RGB")
+            if req.adaptive_resolution:
+                width, height = adaptive_size(req.resolution, req.aspect_ratio, im.width, im.height)
+            else:
+                width, height = req.size
+            im = im.resize((width, height), Image.BILINEAR)
+            pixels = torch.from_numpy(np.asarray(im, dtype=np.float32) / 255.0)  # [h, w, 3] in [0, 1]
+        image = ((pixels - 0.5) / 0.5).permute(2, 0, 1).to(self.device)  # [3, h, w] in [-1, 1]
+        clip = torch.zeros(1, 3, req.num_frames, height, width, device=self.device, dtype=self.dtype)
+        clip[:, :, 0] = image.to(self.dtype)
+        latents = self.vae.encode(clip)  # [1, 16, T, h/8, w/8]
+        mask = torch.zeros(1, 4, latents.shape[2], height // 8, width // 8, device=self.device, dtype=latents.dtype)
+        mask[:, :, 0] = 1
+        y = torch.cat([mask, latents], dim=1).to(self.dtype).repeat(req.num_samples, 1, 1, 1, 1)
+        return width, height, y
+
+    def _peak_memory(self) -> int:
+        if self.device.type == "cuda":
+            return int(torch.cuda.max_memory_allocated(self.device))
+        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # Linux: KiB
+
+    def launch_summary(self) -> dict[str, Any]:
+        return {
+            "model": self.launch.model, "attention": self.launch.attention,
+            "quant_linear": self.launch.quant_linear, "default_norm": self.launch.default_norm,
+            "dtype": str(self.dtype).replace("torch.", ""), "device": str(self.device),
+            "checkpoints": dict(self.checkpoints),
+        }

@@ -1,0 +1,1 @@
+"""Implementations of the ``turbo-tui`` subcommands (imported lazily by turbo_tui.cli)."""
