@@ -83,9 +83,10 @@ def sample_rcm(
         if before_step is not None:
             before_step(i)
         t_cur, t_next = rf_t[i], rf_t[i + 1]
-        # The timestep goes through float32 before the model dtype, as in the reference
-        # (bf16 models see 988, 932, 852, 608 for sigma 80 / 4 steps).
-        timesteps = torch.full((B, 1), t_cur * 1000.0, dtype=torch.float32, device=x.device).to(model_dtype)
+        # As the reference: t in float32, times 1000 in float32, then the model dtype
+        # (so bf16 models see 988, 932, 852, 608 for sigma 80 / 4 steps).
+        t32 = torch.full((B, 1), t_cur, dtype=torch.float32, device=x.device)
+        timesteps = (t32 * 1000.0).to(model_dtype)
         v = velocity(x.to(model_dtype), timesteps, i).double()
         x0 = x - t_cur * v
         if ode:
