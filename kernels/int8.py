@@ -6,12 +6,29 @@ amax))`` saturated to [-128, 127], stored ``scale = amax / 128``.  The GEMM sums
 dot products per 128-wide K tile, scales each by ``x_scale[m//128, t] * w_scale[n//128, t]``
 and accumulates in float32; the result is cast to the activation dtype, then ``+ bias``.
 
-This file holds the plain-torch reference and the public launchers.
+This file holds, in order: the plain-torch references, the Triton kernels (defined only where
+``import triton`` works; nothing compiles at import) and the public launchers.
+
+Fast path (CUDA + Triton): ``_quant_tile_kernel`` (one program per 128x128 tile, the exact rule:
+IEEE ``128 / amax``, round half to even, saturate) and ``_int8_gemm_kernel`` (BLOCK_M = 128 rows
+= one activation scale row, BLOCK_N a multiple of 128, BLOCK_K = 128 = one scale column: per K
+tile an int8 x int8 -> int32 dot, converted to float32 and multiplied by the product of the two
+scales, accumulated in float32; the cast to the output dtype and the bias add in the epilogue).
 """
 
 from __future__ import annotations
 
 import torch
+
+try:  # CPU-only machines may lack triton; the references still work there.
+    import triton
+    import triton.language as tl
+
+    HAS_TRITON = True
+except ImportError:  # pragma: no cover - depends on the machine
+    triton = None
+    tl = None
+    HAS_TRITON = False
 
 TILE = 128  # the reference's quantization tile and GEMM K tile
 
@@ -69,15 +86,129 @@ def int8_linear_reference(
     return y.reshape(*shape[:-1], w_q.shape[0])
 
 
+
+# ----------------------------------------------------------------------------------------
+# Triton kernels (defined only where triton imports; compiled on first launch).
+# ----------------------------------------------------------------------------------------
+
+if HAS_TRITON:
+
+    @triton.jit
+    def _quant_tile_kernel(X, XQ, XS, R, C, stride_r, NC, TILE_: tl.constexpr):
+        """One 128x128 tile of a row-major [R, C] matrix -> int8 tile and its scale amax/128."""
+        pid_r = tl.program_id(0)
+        pid_c = tl.program_id(1)
+        rows = pid_r * TILE_ + tl.arange(0, TILE_)
+        cols = pid_c * TILE_ + tl.arange(0, TILE_)
+        mask = (rows < R)[:, None] & (cols < C)[None, :]
+        off = rows.to(tl.int64)[:, None] * stride_r + cols[None, :]
+        x = tl.load(X + off, mask=mask, other=0.0).to(tl.float32)
+        amax = tl.maximum(tl.max(tl.max(tl.abs(x), axis=1), axis=0), 1e-8)
+        inv = tl.math.div_rn(128.0, amax)  # IEEE division, as the reference's float32 128/amax
+        y = x * inv
+        # fp32 add of 1.5 * 2^23 rounds to an integer, half to even (|y| <= 128 here).
+        y = (y + 12582912.0) - 12582912.0
+        y = tl.minimum(tl.maximum(y, -128.0), 127.0)
+        tl.store(XQ + rows.to(tl.int64)[:, None] * C + cols[None, :], y.to(tl.int8), mask=mask)
+        tl.store(XS + pid_r * NC + pid_c, amax / 128.0)
+
+    @triton.jit
+    def _int8_gemm_kernel(
+        A, B, Cout, AS, BS, BIAS,
+        M, N, NKT,
+        stride_am, stride_bn, stride_cm,
+        HAS_BIAS: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+        BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
+    ):
+        """Cout[M, N] = cast(sum_t int32(A_t @ B_t^T) * (AS[m/128, t] * BS[n/128, t])) + bias.
+
+        A [M, K] int8, B [N, K] int8 (the linear weight), AS [ceil(M/128), NKT],
+        BS [ceil(N/128), NKT] float32.  BLOCK_M == BLOCK_K == 128, BLOCK_N % 128 == 0."""
+        pid = tl.program_id(0)
+        num_m = tl.cdiv(M, BLOCK_M)
+        num_n = tl.cdiv(N, BLOCK_N)
+        group = GROUP_M * num_n
+        first_m = (pid // group) * GROUP_M
+        size_m = tl.minimum(num_m - first_m, GROUP_M)
+        pid_m = first_m + ((pid % group) % size_m)
+        pid_n = (pid % group) // size_m
+
+        offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+        offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+        offs_k = tl.arange(0, BLOCK_K)
+        mask_m = offs_m < M
+        mask_n = offs_n < N
+        a_ptr = A + offs_m.to(tl.int64)[:, None] * stride_am + offs_k[None, :]
+        b_ptr = B + offs_n.to(tl.int64)[:, None] * stride_bn + offs_k[None, :]
+        as_ptr = AS + pid_m * NKT
+        bs_ptr = BS + (offs_n // 128) * NKT
+        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+        for t in range(0, NKT):
+            a = tl.load(a_ptr, mask=mask_m[:, None], other=0)
+            b = tl.load(b_ptr, mask=mask_n[:, None], other=0)
+            d = tl.dot(a, tl.trans(b), out_dtype=tl.int32)
+            s = tl.load(as_ptr + t) * tl.load(bs_ptr + t, mask=mask_n, other=0.0)  # x_s * w_s
+            acc += d.to(tl.float32) * s[None, :]
+            a_ptr += BLOCK_K
+            b_ptr += BLOCK_K
+        y = acc.to(Cout.dtype.element_ty)
+        if HAS_BIAS:
+            bias = tl.load(BIAS + offs_n, mask=mask_n, other=0.0)
+            y = (y.to(tl.float32) + bias.to(tl.float32)).to(Cout.dtype.element_ty)
+        c_ptr = Cout + offs_m.to(tl.int64)[:, None] * stride_cm + offs_n[None, :]
+        tl.store(c_ptr, y, mask=mask_m[:, None] & mask_n[None, :])
+
+
+# ----------------------------------------------------------------------------------------
+# Launchers.
+# ----------------------------------------------------------------------------------------
+
+
+def triton_usable(t: torch.Tensor) -> bool:
+    """True when the Triton path can run on ``t``'s device (CUDA, triton importable, sm80+)."""
+    return HAS_TRITON and t.is_cuda and torch.cuda.get_device_capability(t.device)[0] >= 8
+
+
+def quantize_blockwise_triton(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """x [R, C] fp16/bf16 -> (int8 [R, C], float32 scale [ceil(R/128), ceil(C/128)]), one pass."""
+    assert x.ndim == 2, x.shape
+    if x.stride(-1) != 1:
+        x = x.contiguous()
+    R, C = x.shape
+    nr, nc = triton.cdiv(R, TILE), triton.cdiv(C, TILE)
+    xq = torch.empty(R, C, device=x.device, dtype=torch.int8)
+    xs = torch.empty(nr, nc, device=x.device, dtype=torch.float32)
+    _quant_tile_kernel[(nr, nc)](x, xq, xs, R, C, x.stride(0), nc, TILE_=TILE, num_warps=8)
+    return xq, xs
+
+
+def int8_gemm_triton(
+    x_q: torch.Tensor, x_scale: torch.Tensor, w_q: torch.Tensor, w_scale: torch.Tensor,
+    bias: torch.Tensor | None, out_dtype: torch.dtype,
+    block_n: int = 256, num_warps: int = 8, num_stages: int = 3, group_m: int = 8,
+) -> torch.Tensor:
+    """Block-scaled int8 GEMM with the bias in the epilogue -> [M, N] in ``out_dtype``."""
+    M, K = x_q.shape
+    N = w_q.shape[0]
+    if K % TILE:
+        raise ValueError(f"int8 GEMM needs in_features divisible by {TILE}, got {K}")
+    x_q, w_q = x_q.contiguous(), w_q.contiguous()
+    x_scale, w_scale = x_scale.contiguous(), w_scale.contiguous()
+    out = torch.empty(M, N, device=x_q.device, dtype=out_dtype)
+    grid = (triton.cdiv(M, TILE) * triton.cdiv(N, block_n),)
+    _int8_gemm_kernel[grid](
+        x_q, w_q, out, x_scale, w_scale, bias if bias is not None else out,
+        M, N, K // TILE, x_q.stride(0), w_q.stride(0), out.stride(0),
+        HAS_BIAS=bias is not None, BLOCK_M=TILE, BLOCK_N=block_n, BLOCK_K=TILE, GROUP_M=group_m,
+        num_warps=num_warps, num_stages=num_stages,
+    )
+    return out
+
+
 def quantize_weight(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Quantize a linear weight [out, in] to the published layout (int8_weight, scale)."""
-    if w.is_cuda:
-        try:
-            from kernels import int8_triton
-        except ImportError:
-            int8_triton = None
-        if int8_triton is not None and int8_triton.available():
-            return int8_triton.quantize_blockwise(w)
+    if triton_usable(w) and w.dtype in (torch.float16, torch.bfloat16):
+        return quantize_blockwise_triton(w)
     return quantize_blockwise_reference(w)
 
 
@@ -85,11 +216,10 @@ def int8_linear(
     x: torch.Tensor, w_q: torch.Tensor, w_scale: torch.Tensor, bias: torch.Tensor | None
 ) -> torch.Tensor:
     """W8A8 linear; the Triton kernels on CUDA, the reference elsewhere."""
-    if x.is_cuda:
-        try:
-            from kernels import int8_triton
-        except ImportError:
-            int8_triton = None
-        if int8_triton is not None and int8_triton.available():
-            return int8_triton.int8_linear(x, w_q, w_scale, bias)
+    if triton_usable(x) and x.dtype in (torch.float16, torch.bfloat16) and x.shape[-1] % TILE == 0:
+        shape = x.shape
+        x_q, x_s = quantize_blockwise_triton(x.reshape(-1, shape[-1]))
+        b = None if bias is None else bias.to(x.dtype).contiguous()
+        y = int8_gemm_triton(x_q, x_s, w_q, w_scale, b, x.dtype)
+        return y.reshape(*shape[:-1], w_q.shape[0])
     return int8_linear_reference(x, w_q, w_scale, bias)

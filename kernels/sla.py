@@ -9,14 +9,41 @@ Math follows shared/reference/FORMATS.md section 4 (TurboDiffusion SLA/core.py):
 4. linear branch over all keys with phi = softmax over the head dimension, then ``proj_l``;
 5. output = sparse + proj_l(linear), in the input dtype.
 
-This file holds the plain-torch reference (runs anywhere, the CPU path) and the
-public launcher :func:`sla_attention`.
+This file holds, in order: the plain-torch reference (runs anywhere, the CPU path), the
+Triton kernels (defined only where ``import triton`` works; nothing compiles at import) and
+the public launchers :func:`sla_attention` and :func:`sagesla_attention`.
+
+Fast path (CUDA + Triton), three launches plus small torch glue:
+
+* block map: the reference's own torch ops for pooling / smooth-k / scores and ``torch.topk``
+  (so the map is *identical* to :func:`sla_block_map` on the same inputs, ties included);
+* ``_sla_kv_kernel``: one pass over k, v for the linear branch: per (batch, head) the
+  partial sums of phi(k)^T v and phi(k) over chunks of the sequence;
+  proj_l is folded in afterwards: ``(phi_q @ KV / den) @ W^T = phi_q @ (KV @ W^T) / den``;
+* ``_sla_fwd_kernel``: block-sparse flash attention over the selected key blocks, and in its
+  epilogue the whole linear branch for the same query rows (phi(q), the [D, D] product,
+  the denominator, the proj_l bias), so the output is written once.
+
+SageSLA (:func:`sagesla_attention`): same block map and linear branch; q is quantized to int8
+per (head, 128-row query block), k per (head, 64-row key block) after subtracting its mean
+over the sequence (a per-query constant shift of the logits, so softmax is unchanged); Q·K^T
+runs as an int8 dot with int32 accumulation, P·V in bf16 with fp32 accumulation.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+try:  # CPU-only machines may lack triton; the references still work there.
+    import triton
+    import triton.language as tl
+
+    HAS_TRITON = True
+except ImportError:  # pragma: no cover - depends on the machine
+    triton = None
+    tl = None
+    HAS_TRITON = False
 
 BLKQ = 128  # query block rows (reference SparseLinearAttention(BLKQ=128, BLKK=64))
 BLKK = 64  # key block rows
@@ -47,12 +74,18 @@ def _pool_blocks(x: torch.Tensor, blk: int) -> torch.Tensor:
     return sums / counts[:, None]
 
 
-def sla_block_scores(q: torch.Tensor, k: torch.Tensor, blkq: int = BLKQ, blkk: int = BLKK) -> torch.Tensor:
-    """Block scores [B, H, nQ, nK] for q, k in [B, H, L, D], in the input dtype."""
-    k_smooth = k.float() - k.float().mean(dim=2, keepdim=True)
+def _block_scores_and_mean(q: torch.Tensor, k: torch.Tensor, blkq: int, blkk: int):
+    """(scores [B, H, nQ, nK] in q's dtype, k mean over the sequence [B, H, 1, D] float32)."""
+    k_mean = k.float().mean(dim=2, keepdim=True)
+    k_smooth = k.float() - k_mean
     pq = _pool_blocks(q, blkq).to(q.dtype)
     pk = _pool_blocks(k_smooth, blkk).to(q.dtype)
-    return pq @ pk.transpose(-1, -2)
+    return pq @ pk.transpose(-1, -2), k_mean
+
+
+def sla_block_scores(q: torch.Tensor, k: torch.Tensor, blkq: int = BLKQ, blkk: int = BLKK) -> torch.Tensor:
+    """Block scores [B, H, nQ, nK] for q, k in [B, H, L, D], in the input dtype."""
+    return _block_scores_and_mean(q, k, blkq, blkk)[0]
 
 
 def sla_block_map(
@@ -117,16 +150,292 @@ def sla_reference(
     return out
 
 
+# ----------------------------------------------------------------------------------------
+# Triton kernels (defined only where triton imports; compiled on first launch).
+# ----------------------------------------------------------------------------------------
+
+if HAS_TRITON:
+
+    @triton.jit
+    def _round_half_even(x):
+        # fp32 add of 1.5 * 2^23 rounds to an integer with round-to-nearest-even (|x| < 2^22).
+        return (x + 12582912.0) - 12582912.0
+
+    @triton.jit
+    def _sla_kv_kernel(
+        K, V, KV_PART, KS_PART,
+        stride_b, stride_l, stride_h,
+        H, L, ROWS_PER_PROG,
+        HEAD_DIM: tl.constexpr, BLOCK_L: tl.constexpr,
+    ):
+        """Partial linear-branch sums over one chunk of the sequence for one (batch, head):
+        KV_PART[bh, c] = phi(k)^T v  [D, D] and KS_PART[bh, c] = sum_rows phi(k)  [D] (float32)."""
+        pid_c = tl.program_id(0)
+        pid_bh = tl.program_id(1)
+        num_c = tl.num_programs(0)
+        b = pid_bh // H
+        h = pid_bh % H
+        base = b.to(tl.int64) * stride_b + h * stride_h
+        offs_d = tl.arange(0, HEAD_DIM)
+        offs_l = tl.arange(0, BLOCK_L)
+        start = pid_c * ROWS_PER_PROG
+        stop = tl.minimum(start + ROWS_PER_PROG, L)
+        acc = tl.zeros((HEAD_DIM, HEAD_DIM), dtype=tl.float32)
+        ks = tl.zeros((HEAD_DIM,), dtype=tl.float32)
+        for r in range(start, stop, BLOCK_L):
+            rows = r + offs_l
+            valid = rows < stop
+            ptr = base + rows.to(tl.int64)[:, None] * stride_l + offs_d[None, :]
+            k = tl.load(K + ptr, mask=valid[:, None], other=0.0).to(tl.float32)
+            v = tl.load(V + ptr, mask=valid[:, None], other=0.0)
+            e = tl.exp(k - tl.max(k, axis=1)[:, None])
+            phi = e / tl.sum(e, axis=1)[:, None]
+            phi = tl.where(valid[:, None], phi, 0.0)
+            ks += tl.sum(phi, axis=0)
+            # bf16 operands, fp32 accumulation: rounding errors of phi average out over L.
+            acc = tl.dot(tl.trans(phi.to(v.dtype)), v, acc)
+        part = pid_bh * num_c + pid_c
+        dd = offs_d[:, None] * HEAD_DIM + offs_d[None, :]
+        tl.store(KV_PART + part.to(tl.int64) * HEAD_DIM * HEAD_DIM + dd, acc)
+        tl.store(KS_PART + part.to(tl.int64) * HEAD_DIM + offs_d, ks)
+
+    @triton.jit
+    def _quant_blocks_kernel(
+        X, XQ, XS, MEAN,
+        stride_b, stride_l, stride_h,
+        H, L, NB,
+        HEAD_DIM: tl.constexpr, BLK: tl.constexpr, SUB_MEAN: tl.constexpr,
+    ):
+        """int8 per (batch, head, block of BLK rows): scale = amax / 127 (SageSLA's q/k rule).
+        XQ has X's [B, L, H, D] layout; XS is [B*H, NB] float32. With SUB_MEAN, x - MEAN[bh]."""
+        pid_n = tl.program_id(0)
+        pid_bh = tl.program_id(1)
+        b = pid_bh // H
+        h = pid_bh % H
+        base = b.to(tl.int64) * stride_b + h * stride_h
+        rows = pid_n * BLK + tl.arange(0, BLK)
+        offs_d = tl.arange(0, HEAD_DIM)
+        valid = rows < L
+        ptr = base + rows.to(tl.int64)[:, None] * stride_l + offs_d[None, :]
+        x = tl.load(X + ptr, mask=valid[:, None], other=0.0).to(tl.float32)
+        if SUB_MEAN:
+            x = x - tl.load(MEAN + pid_bh * HEAD_DIM + offs_d)[None, :]
+            x = tl.where(valid[:, None], x, 0.0)
+        amax = tl.maximum(tl.max(tl.max(tl.abs(x), axis=1), axis=0), 1e-8)
+        q = _round_half_even(x * (127.0 / amax))
+        q = tl.minimum(tl.maximum(q, -127.0), 127.0)
+        tl.store(XQ + ptr, q.to(tl.int8), mask=valid[:, None])
+        tl.store(XS + pid_bh * NB + pid_n, amax / 127.0)
+
+    @triton.jit
+    def _sla_fwd_kernel(
+        Q, K, V, O, IDX, KVW, KSUM, BIAS, QI, KI, QSC, KSC,
+        stride_b, stride_l, stride_h,
+        H, L, NQ, NK, NSEL, qk_scale,
+        HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_KB: tl.constexpr,
+        KB_PER_ITER: tl.constexpr, LINEAR: tl.constexpr, INT8_QK: tl.constexpr,
+        LIN_BF16: tl.constexpr,
+    ):
+        """One program = one query block (BLOCK_M rows) of one (batch, head).
+
+        Sparse branch: online-softmax attention over the NSEL key blocks listed in
+        IDX[bh, qblock, :], KB_PER_ITER blocks gathered into one key tile per step; keys past L
+        are masked.  Epilogue (LINEAR): + phi(q) @ KVW[bh] / (1e-5 + phi(q) . KSUM[bh]) + bias.
+        qk_scale = D^-0.5 * log2(e) (exp2 softmax)."""
+        pid_m = tl.program_id(0)
+        pid_bh = tl.program_id(1)
+        b = pid_bh // H
+        h = pid_bh % H
+        base = b.to(tl.int64) * stride_b + h * stride_h
+        offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+        offs_d = tl.arange(0, HEAD_DIM)
+        mask_m = offs_m < L
+        q_ptr = base + offs_m.to(tl.int64)[:, None] * stride_l + offs_d[None, :]
+        if INT8_QK:
+            qi = tl.load(QI + q_ptr, mask=mask_m[:, None], other=0)
+            q_scale = tl.load(QSC + pid_bh * NQ + pid_m) * qk_scale
+        else:
+            q = tl.load(Q + q_ptr, mask=mask_m[:, None], other=0.0)
+
+        BLOCK_N: tl.constexpr = BLOCK_KB * KB_PER_ITER
+        offs_n = tl.arange(0, BLOCK_N)
+        sub = offs_n // BLOCK_KB
+        within = offs_n % BLOCK_KB
+        m_i = tl.full((BLOCK_M,), float("-inf"), dtype=tl.float32)
+        l_i = tl.zeros((BLOCK_M,), dtype=tl.float32)
+        acc = tl.zeros((BLOCK_M, HEAD_DIM), dtype=tl.float32)
+        idx_base = IDX + (pid_bh.to(tl.int64) * NQ + pid_m) * NSEL
+        for j in range(0, NSEL, KB_PER_ITER):
+            sel = j + sub
+            sel_ok = sel < NSEL
+            kb = tl.load(idx_base + sel, mask=sel_ok, other=0)
+            rows = kb * BLOCK_KB + within
+            valid = sel_ok & (rows < L)
+            kv_ptr = base + rows.to(tl.int64)[:, None] * stride_l + offs_d[None, :]
+            if INT8_QK:
+                ki = tl.load(KI + kv_ptr, mask=valid[:, None], other=0)
+                k_scale = tl.load(KSC + pid_bh * NK + kb, mask=sel_ok, other=0.0)
+                s = tl.dot(qi, tl.trans(ki), out_dtype=tl.int32).to(tl.float32)
+                s = s * (q_scale * k_scale)[None, :]
+            else:
+                k = tl.load(K + kv_ptr, mask=valid[:, None], other=0.0)
+                s = tl.dot(q, tl.trans(k)) * qk_scale
+            s = tl.where(valid[None, :], s, float("-inf"))
+            m_new = tl.maximum(m_i, tl.max(s, axis=1))
+            p = tl.math.exp2(s - m_new[:, None])
+            alpha = tl.math.exp2(m_i - m_new)
+            l_i = l_i * alpha + tl.sum(p, axis=1)
+            v = tl.load(V + kv_ptr, mask=valid[:, None], other=0.0)
+            acc = acc * alpha[:, None]
+            acc = tl.dot(p.to(v.dtype), v, acc)
+            m_i = m_new
+        out = acc / l_i[:, None]
+
+        if LINEAR:
+            if INT8_QK:
+                q = tl.load(Q + q_ptr, mask=mask_m[:, None], other=0.0)
+            qf = q.to(tl.float32)
+            e = tl.exp(qf - tl.max(qf, axis=1)[:, None])
+            phi = e / tl.sum(e, axis=1)[:, None]  # [BLOCK_M, D] softmax over the head dim
+            dd = offs_d[:, None] * HEAD_DIM + offs_d[None, :]
+            kvw = tl.load(KVW + pid_bh.to(tl.int64) * HEAD_DIM * HEAD_DIM + dd)
+            ksum = tl.load(KSUM + pid_bh * HEAD_DIM + offs_d)
+            if LIN_BF16:
+                num = tl.dot(phi.to(tl.bfloat16), kvw.to(tl.bfloat16))
+            else:
+                num = tl.dot(phi, kvw)
+            den = 1e-5 + tl.sum(phi * ksum[None, :], axis=1)
+            out += num / den[:, None] + tl.load(BIAS + offs_d)[None, :]
+        tl.store(O + q_ptr, out.to(O.dtype.element_ty), mask=mask_m[:, None])
+
+
+# ----------------------------------------------------------------------------------------
+# Launchers.
+# ----------------------------------------------------------------------------------------
+
+
+def triton_usable(t: torch.Tensor) -> bool:
+    """True when the Triton path can run on ``t``'s device (CUDA, triton importable, sm80+)."""
+    return HAS_TRITON and t.is_cuda and torch.cuda.get_device_capability(t.device)[0] >= 8
+
+
+def sla_block_indices(q: torch.Tensor, k: torch.Tensor, topk: float, blkq: int = BLKQ, blkk: int = BLKK):
+    """Selected key blocks per query block, for q, k [B, L, H, D].
+
+    Returns (idx int32 [B, H, nQ, n] ascending, k mean float32 [B, H, 1, D]).  Uses the
+    reference's ops, so ``idx`` marks exactly the blocks of :func:`sla_block_map`.
+    """
+    qh, kh = q.transpose(1, 2), k.transpose(1, 2)
+    scores, k_mean = _block_scores_and_mean(qh, kh, blkq, blkk)
+    n = selected_blocks(topk, scores.shape[-1])
+    idx = scores.float().topk(n, dim=-1).indices
+    idx = idx.to(torch.int32).sort(dim=-1).values.contiguous()  # ascending: sequential-ish k reads
+    return idx, k_mean
+
+
+def _linear_branch_state(k, v, proj_weight, chunk_rows: int = 2048):
+    """KVW = (phi(k)^T v) @ W^T  [B*H, D, D] and KSUM = sum phi(k)  [B*H, D], float32."""
+    B, L, H, D = k.shape
+    n_c = triton.cdiv(L, chunk_rows)
+    kv_part = torch.empty(B * H, n_c, D, D, device=k.device, dtype=torch.float32)
+    ks_part = torch.empty(B * H, n_c, D, device=k.device, dtype=torch.float32)
+    _sla_kv_kernel[(n_c, B * H)](
+        k, v, kv_part, ks_part, k.stride(0), k.stride(1), k.stride(2), H, L, chunk_rows,
+        HEAD_DIM=D, BLOCK_L=64, num_warps=4, num_stages=2,
+    )
+    kv = kv_part.sum(dim=1)  # [B*H, D, D]
+    ksum = ks_part.sum(dim=1)  # [B*H, D]
+    kvw = torch.matmul(kv, proj_weight.float().t()).contiguous()  # proj_l folded in
+    return kvw, ksum.contiguous()
+
+
+def _quantize_blocks(x: torch.Tensor, blk: int, mean: torch.Tensor | None):
+    """int8 copy of x [B, L, H, D] with one scale per (batch, head, blk rows); x - mean first."""
+    B, L, H, D = x.shape
+    nb = triton.cdiv(L, blk)
+    xq = torch.empty(x.shape, device=x.device, dtype=torch.int8)
+    xs = torch.empty(B * H, nb, device=x.device, dtype=torch.float32)
+    _quant_blocks_kernel[(nb, B * H)](
+        x, xq, xs, mean if mean is not None else xs, x.stride(0), x.stride(1), x.stride(2),
+        H, L, nb, HEAD_DIM=D, BLK=blk, SUB_MEAN=mean is not None, num_warps=4,
+    )
+    return xq, xs
+
+
+# Default launch configuration of the fused forward: (key blocks per step, warps, stages).
+FWD_CONFIG = {"sla": (2, 8, 2), "sagesla": (2, 8, 2)}
+
+
+def _sla_fwd_launch(q, k, v, idx, kvw, ksum, bias, qi, ki, qsc, ksc, *, linear: bool, int8_qk: bool,
+                    kb_per_iter: int, num_warps: int, num_stages: int) -> torch.Tensor:
+    """Launch the fused forward on prepared inputs (block indices, linear state, int8 copies)."""
+    B, L, H, D = q.shape
+    nq, nsel = idx.shape[2], idx.shape[3]
+    out = torch.empty_like(q)
+    dummy = out
+    _sla_fwd_kernel[(nq, B * H)](
+        q, k, v, out, idx,
+        kvw if linear else dummy, ksum if linear else dummy, bias if linear else dummy,
+        qi if int8_qk else q, ki if int8_qk else k, qsc if int8_qk else dummy, ksc if int8_qk else dummy,
+        q.stride(0), q.stride(1), q.stride(2), H, L, nq, triton.cdiv(L, BLKK), nsel,
+        D**-0.5 * 1.4426950408889634,
+        HEAD_DIM=D, BLOCK_M=BLKQ, BLOCK_KB=BLKK, KB_PER_ITER=kb_per_iter,
+        LINEAR=linear, INT8_QK=int8_qk, LIN_BF16=q.dtype != torch.float32,
+        num_warps=num_warps, num_stages=num_stages,
+    )
+    return out
+
+
+def _sla_prepare(q, k, v, proj_weight, proj_bias, topk, *, int8_qk: bool, linear: bool = True):
+    """Everything the fused forward reads besides q, k, v: block indices, linear state, int8 copies."""
+    B, L, H, D = q.shape
+    idx, k_mean = sla_block_indices(q, k, topk)
+    prep = {"idx": idx, "kvw": None, "ksum": None, "bias": None,
+            "qi": None, "ki": None, "qsc": None, "ksc": None}
+    if linear:
+        prep["kvw"], prep["ksum"] = _linear_branch_state(k, v, proj_weight)
+        prep["bias"] = (proj_bias.float() if proj_bias is not None
+                        else torch.zeros(D, device=q.device, dtype=torch.float32)).contiguous()
+    if int8_qk:
+        prep["qi"], prep["qsc"] = _quantize_blocks(q, BLKQ, None)
+        prep["ki"], prep["ksc"] = _quantize_blocks(k, BLKK, k_mean.reshape(B * H, D).contiguous())
+    return prep
+
+
+def _sla_forward_triton(
+    q, k, v, proj_weight, proj_bias, topk, *, int8_qk: bool = False, linear: bool = True,
+    kb_per_iter: int | None = None, num_warps: int | None = None, num_stages: int | None = None,
+    return_indices: bool = False,
+):
+    """Fused SLA / SageSLA forward on CUDA; q, k, v [B, L, H, D] -> [B, L, H, D] in q's dtype."""
+    if not (q.stride(-1) == 1 and q.stride() == k.stride() == v.stride()):
+        q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
+    cfg = FWD_CONFIG["sagesla" if int8_qk else "sla"]
+    prep = _sla_prepare(q, k, v, proj_weight, proj_bias, topk, int8_qk=int8_qk, linear=linear)
+    out = _sla_fwd_launch(
+        q, k, v, **prep, linear=linear, int8_qk=int8_qk,
+        kb_per_iter=kb_per_iter or cfg[0], num_warps=num_warps or cfg[1], num_stages=num_stages or cfg[2],
+    )
+    if return_indices:
+        return out, prep["idx"]
+    return out
+
+
 def sla_attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     proj_weight: torch.Tensor, proj_bias: torch.Tensor | None, topk: float,
 ) -> torch.Tensor:
-    """SLA on [B, L, H, D] tensors; the fused Triton kernel on CUDA, the reference elsewhere."""
-    if q.is_cuda:
-        try:
-            from kernels import sla_triton
-        except ImportError:
-            sla_triton = None
-        if sla_triton is not None and sla_triton.available():
-            return sla_triton.sla_forward(q, k, v, proj_weight, proj_bias, topk)
+    """SLA on [B, L, H, D] tensors; the fused Triton kernels on CUDA, the reference elsewhere."""
+    if triton_usable(q) and q.dtype in (torch.bfloat16, torch.float16) and q.shape[-1] in (64, 128):
+        return _sla_forward_triton(q, k, v, proj_weight, proj_bias, topk)
+    return sla_reference(q, k, v, proj_weight, proj_bias, topk)
+
+
+def sagesla_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+    proj_weight: torch.Tensor, proj_bias: torch.Tensor | None, topk: float,
+) -> torch.Tensor:
+    """SageSLA (int8 Q·K^T, bf16 P·V) on CUDA; elsewhere the SLA reference (same function, exact)."""
+    if triton_usable(q) and q.dtype in (torch.bfloat16, torch.float16) and q.shape[-1] in (64, 128):
+        return _sla_forward_triton(q, k, v, proj_weight, proj_bias, topk, int8_qk=True)
     return sla_reference(q, k, v, proj_weight, proj_bias, topk)

@@ -1,0 +1,164 @@
+"""Benchmark the Triton kernels against torch baselines on the Wan shapes (480p, L = 32,760).
+
+    python3 bench/kernels.py [--quick] [--variants]
+
+Times are medians of triton.testing.do_bench (CUDA events), on random data.  Prints one table
+per kernel family for the GPU it runs on; ``--variants`` also times launch-configuration
+variants of the SLA forward and the int8 GEMM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from kernels import int8 as i8  # noqa: E402
+from kernels import norms, sla  # noqa: E402
+
+L = 32760
+ROWS: list[tuple] = []
+
+
+def bench(fn) -> float:
+    import triton.testing
+
+    return triton.testing.do_bench(fn, warmup=25, rep=100, return_mode="median")
+
+
+def row(family, shape, name, ms, extra=""):
+    ROWS.append((family, shape, name, ms, extra))
+    print(f"{family:10s} {shape:26s} {name:36s} {ms:9.3f} ms  {extra}", flush=True)
+
+
+def copy_bandwidth() -> float:
+    x = torch.randn(256 * 2**20, device="cuda", dtype=torch.bfloat16)  # 512 MiB
+    y = torch.empty_like(x)
+    ms = bench(lambda: y.copy_(x))
+    return 2 * x.numel() * 2 / ms / 1e9  # TB/s (read + write)
+
+
+def bench_attention(heads_list, topk, variants):
+    for H in heads_list:
+        shape = f"1x{L}x{H}x128 topk{topk}"
+        q, k, v = (torch.randn(1, L, H, 128, device="cuda", dtype=torch.bfloat16) for _ in range(3))
+        w = (torch.randn(128, 128, device="cuda") / 128**0.5).to(torch.bfloat16)
+        b = torch.zeros(128, device="cuda", dtype=torch.bfloat16)
+        qh, kh, vh = (t.transpose(1, 2) for t in (q, k, v))
+        row("attention", shape, "torch SDPA dense (bf16)", bench(lambda: F.scaled_dot_product_attention(qh, kh, vh)))
+        row("attention", shape, "SLA module (sla_attention)", bench(lambda: sla.sla_attention(q, k, v, w, b, topk)))
+        row("attention", shape, "SageSLA module (sagesla_attention)",
+            bench(lambda: sla.sagesla_attention(q, k, v, w, b, topk)))
+        row("attention", shape, "  block map (torch pool+topk)", bench(lambda: sla.sla_block_indices(q, k, topk)))
+        row("attention", shape, "  linear state (kv kernel)", bench(lambda: sla._linear_branch_state(k, v, w)))
+        for int8_qk in (False, True):
+            prep = sla._sla_prepare(q, k, v, w, b, topk, int8_qk=int8_qk)
+            tag = "sagesla" if int8_qk else "sla"
+            if int8_qk:
+                _, k_mean = sla.sla_block_indices(q, k, topk)
+                km = k_mean.reshape(H, 128).contiguous()
+                row("attention", shape, "  int8 quant q+k",
+                    bench(lambda: (sla._quantize_blocks(q, 128, None), sla._quantize_blocks(k, 64, km))))
+            cfgs = [sla.FWD_CONFIG[tag]]
+            if variants:
+                cfgs += [c for c in [(1, 4, 3), (1, 8, 3), (2, 8, 3), (2, 4, 2), (1, 8, 2)] if c != cfgs[0]]
+            for c in cfgs:
+                fn = lambda c=c: sla._sla_fwd_launch(q, k, v, **prep, linear=True, int8_qk=int8_qk,  # noqa: E731
+                                                     kb_per_iter=c[0], num_warps=c[1], num_stages=c[2])
+                ms = bench(fn)
+                nsel = prep["idx"].shape[-1]
+                flops = 4 * H * L * nsel * 64 * 128
+                row("attention", shape, f"  {tag} fused fwd kern {c}", ms, f"{flops / ms / 1e9:.0f} TFLOP/s eff")
+        del q, k, v, qh, kh, vh
+        torch.cuda.empty_cache()
+
+
+def bench_linear(shapes, variants):
+    for K, N in shapes:
+        shape = f"{L}x{K}->{N}"
+        x = torch.randn(L, K, device="cuda", dtype=torch.bfloat16)
+        w = (torch.randn(N, K, device="cuda") / K**0.5).to(torch.bfloat16)
+        b = torch.randn(N, device="cuda", dtype=torch.bfloat16)
+        flop = 2 * L * K * N
+        t_bf16 = bench(lambda: F.linear(x, w, b))
+        row("linear", shape, "F.linear bf16 (cuBLAS)", t_bf16, f"{flop / t_bf16 / 1e9:.0f} TFLOP/s")
+        w_q, w_s = i8.quantize_weight(w)
+        t_all = bench(lambda: i8.int8_linear(x, w_q, w_s, b))
+        row("linear", shape, "int8_linear (quant + GEMM)", t_all, f"{t_bf16 / t_all:.2f}x bf16")
+        row("linear", shape, "  activation quant", bench(lambda: i8.quantize_blockwise_triton(x)))
+        x_q, x_s = i8.quantize_blockwise_triton(x)
+        cfgs = [(256, 8, 3)]
+        if variants:
+            cfgs += [(128, 8, 4), (256, 8, 4), (128, 4, 4)]
+        for bn, nw, ns in cfgs:
+            fn = lambda bn=bn, nw=nw, ns=ns: i8.int8_gemm_triton(  # noqa: E731
+                x_q, x_s, w_q, w_s, b, torch.bfloat16, block_n=bn, num_warps=nw, num_stages=ns)
+            try:
+                ms = bench(fn)
+            except Exception as e:  # e.g. out of shared memory for a variant
+                print(f"  variant {(bn, nw, ns)} failed: {type(e).__name__}: {str(e)[:120]}")
+                continue
+            row("linear", shape, f"  int8 GEMM (BN,warps,stages)={bn, nw, ns}", ms,
+                f"{flop / ms / 1e9:.0f} TOPS, {t_bf16 / ms:.2f}x bf16")
+        del x, w, x_q
+        torch.cuda.empty_cache()
+
+
+def bench_norms(widths, bw):
+    for C in widths:
+        shape = f"1x{L}x{C}"
+        x = torch.randn(1, L, C, device="cuda", dtype=torch.bfloat16)
+        sh, sc = torch.randn(1, 1, C, device="cuda"), torch.randn(1, 1, C, device="cuda")
+        wt = torch.rand(C, device="cuda", dtype=torch.bfloat16)
+        nbytes = 2 * x.numel() * 2
+
+        def pct(ms):
+            return f"{nbytes / ms / 1e9:.2f} TB/s = {100 * nbytes / ms / 1e9 / bw:.0f}% of copy"
+
+        t = bench(lambda: F.layer_norm(x, (C,), eps=1e-6))
+        row("norm", shape, "torch F.layer_norm only (bf16)", t, pct(t))
+        t = bench(lambda: norms.layer_norm_modulate_reference(x, sh, sc))
+        row("norm", shape, "torch LN + modulation (reference)", t, pct(t))
+        t = bench(lambda: norms.layer_norm_modulate(x, sh, sc))
+        row("norm", shape, "fused LN + modulation (Triton)", t, pct(t))
+        t = bench(lambda: norms.rms_norm_reference(x, wt))
+        row("norm", shape, "torch RMSNorm (reference, fast)", t, pct(t))
+        t = bench(lambda: norms.rms_norm(x, wt))
+        row("norm", shape, "RMSNorm (Triton)", t, pct(t))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="1.3B shapes only")
+    ap.add_argument("--variants", action="store_true", help="also time launch-config variants")
+    ap.add_argument("--only", default="attention,linear,norm")
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    print(f"device: {torch.cuda.get_device_name()}  torch {torch.__version__}", flush=True)
+    import triton
+
+    print(f"triton {triton.__version__}", flush=True)
+    bw = copy_bandwidth()
+    print(f"copy bandwidth (read+write): {bw:.2f} TB/s", flush=True)
+    only = args.only.split(",")
+    if "attention" in only:
+        bench_attention([12] if args.quick else [12, 40], 0.1, args.variants)
+    if "linear" in only:
+        shapes = [(1536, 8960), (8960, 1536), (1536, 1536)]
+        if not args.quick:
+            shapes += [(5120, 13824), (13824, 5120), (5120, 5120)]
+        bench_linear(shapes, args.variants)
+    if "norm" in only:
+        bench_norms([1536] if args.quick else [1536, 5120], bw)
+    print("\n| family | shape | what | median ms | note |\n|---|---|---|---|---|")
+    for r in ROWS:
+        print(f"| {r[0]} | {r[1]} | {r[2].strip()} | {r[3]:.3f} | {r[4]} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""Which attention and linear backends can run on this machine, and why not.
+
+Attention: ``original`` (dense torch SDPA), ``sla`` (Triton SLA), ``sagesla`` (Triton SageSLA:
+int8 Q·K^T), ``spargeattn`` (the optional ``spas_sage_attn`` package).  Linear: ``bf16``
+(torch), ``int8`` (Triton W8A8).  A backend that is not usable still runs through its
+plain-torch reference (sla, sagesla -> the SLA reference; int8 -> the int8 reference), so the
+engine works everywhere; "usable" means its fast path runs here.  Nothing here touches CUDA
+at import; each call looks again.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import torch
+
+ATTENTION_BACKENDS = ("original", "sla", "sagesla", "spargeattn")
+LINEAR_BACKENDS = ("bf16", "int8")
+
+
+def _triton_reason() -> str | None:
+    """None when triton imports, else why not."""
+    try:
+        import triton  # noqa: F401
+    except ImportError as e:
+        return f"triton not importable ({e})"
+    return None
+
+
+def _cuda_reason(min_major: int) -> str | None:
+    """None when a CUDA GPU of compute capability >= min_major.0 is present, else why not."""
+    if not torch.cuda.is_available():
+        return "no CUDA GPU (CPU runs the plain-torch reference)"
+    major, minor = torch.cuda.get_device_capability()
+    if major < min_major:
+        return f"compute capability {major}.{minor} < {min_major}.0"
+    return None
+
+
+def available_backends() -> dict[str, tuple[bool, str]]:
+    """name -> (usable, reason) for every attention and linear backend (see module docstring)."""
+    out: dict[str, tuple[bool, str]] = {}
+    cuda8 = _cuda_reason(8)
+    trit = _triton_reason()
+    gpu_name = torch.cuda.get_device_name() if cuda8 is None else ""
+
+    out["original"] = (True, "torch scaled_dot_product_attention")
+    for name, what in (("sla", "Triton block-sparse + linear attention"),
+                       ("sagesla", "Triton SLA with int8 Q·K^T")):
+        why = cuda8 or trit
+        out[name] = (why is None, f"{what} on {gpu_name}" if why is None else why)
+
+    if importlib.util.find_spec("spas_sage_attn") is None:
+        out["spargeattn"] = (False, "package spas_sage_attn missing (optional: pip install .[sage])")
+    elif cuda8 is not None:
+        out["spargeattn"] = (False, cuda8)
+    else:
+        out["spargeattn"] = (False, "spas_sage_attn importable, but no launcher in kernels/ uses it yet")
+
+    out["bf16"] = (True, "torch.nn.functional.linear")
+    why = cuda8 or trit
+    out["int8"] = (why is None, f"Triton W8A8 block-scaled GEMM on {gpu_name}" if why is None else why)
+    return out
+
+
+def attention_backends() -> dict[str, tuple[bool, str]]:
+    """The attention subset of :func:`available_backends`."""
+    allb = available_backends()
+    return {k: allb[k] for k in ATTENTION_BACKENDS}
+
+
+def linear_backends() -> dict[str, tuple[bool, str]]:
+    """The linear subset of :func:`available_backends`."""
+    allb = available_backends()
+    return {k: allb[k] for k in LINEAR_BACKENDS}
