@@ -93,8 +93,8 @@ class LaunchConfig:
     dtype: str = "auto"  # auto (bf16 on CUDA, float32 on CPU) | bfloat16 | float32
     offload_text_encoder: bool = False  # move umT5 to the CPU after each encode
     offload_inactive_expert: bool = False  # keep the unused I2V expert on the CPU (saves memory, costs transfers)
-    vae_temporal_chunks: int = 0  # 0: decode whole; N: decode N latent frames at a time
     compile: bool = False  # torch.compile the DiT (CUDA only)
+    random_weights: bool = False  # build every model with random weights of the real shapes (benchmarks)
 
     def validate(self) -> None:
         if self.model not in MODELS:
@@ -105,8 +105,6 @@ class LaunchConfig:
             raise ValidationError("dtype", self.dtype, "auto, bfloat16, float16 or float32")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise ValidationError("device", self.device, "auto, cpu, cuda or cuda:N")
-        if self.vae_temporal_chunks < 0:
-            raise ValidationError("vae_temporal_chunks", self.vae_temporal_chunks, "0 (off) or a positive count")
 
     @property
     def is_i2v(self) -> bool:

@@ -105,33 +105,48 @@ class ResidentPipeline:
 
     def _load_models(self) -> None:
         launch, preset, dev, dt = self.launch, self.preset, self.device, self.dtype
-        tiny = launch.model.startswith("tiny")
-        self.tokenizer = load_tokenizer(preset.tokenizer, launch.tokenizer_path)
+        files_optional = launch.model.startswith("tiny") or launch.random_weights
+        # Random-weight benchmarks need token ids of the right shape only: the built-in
+        # byte tokenizer serves when the umT5 tokenizer files are not there.
+        kind = "bytes" if launch.random_weights and not launch.tokenizer_path else preset.tokenizer
+        self.tokenizer = load_tokenizer(kind, launch.tokenizer_path)
         text_dev = torch.device("cpu") if launch.offload_text_encoder else dev
 
         def need(path: str | None, flag: str, key: str, what: str) -> str | None:
-            if path or tiny:
+            if path or files_optional:
                 return path
             raise CheckpointError(f"<{what}>", f"no {what} checkpoint configured for {launch.model}",
                                   f"pass {flag} FILE or set checkpoints.{key} in the config file")
 
         t5_path = need(launch.text_encoder_path, "--text-encoder-path", "text_encoder", "umT5 text encoder")
-        self.text_encoder = loading.load_text_encoder(t5_path, preset.text, device=text_dev, dtype=dt, seed=TINY_SEED)
+        self.text_encoder = (
+            loading.load_text_encoder(t5_path, preset.text, device=text_dev, dtype=dt) if t5_path
+            else loading.build_random_text_encoder(preset.text, TINY_SEED, device=text_dev, dtype=dt)
+        )
         vae_path = need(launch.vae_path, "--vae-path", "vae", "VAE")
-        self.vae = loading.load_vae(vae_path, preset.vae, device=dev, dtype=dt, seed=TINY_SEED + 1)
+        self.vae = (
+            loading.load_vae(vae_path, preset.vae, device=dev, dtype=dt) if vae_path
+            else loading.build_random_vae(preset.vae, TINY_SEED + 1, device=dev, dtype=dt)
+        )
 
         dit_kw = dict(attention=launch.attention, quant_linear=launch.quant_linear,
                       fast_norm=not launch.default_norm, dtype=dt)
+
+        def dit(path: str | None, seed: int, device: torch.device) -> torch.nn.Module:
+            if path:
+                return loading.load_dit(path, preset.dit, device=device, **dit_kw)
+            return loading.build_random_dit(preset.dit, seed, device=device, **dit_kw)
+
         self.experts: dict[str, torch.nn.Module] = {}
         if preset.i2v:
             high = need(launch.high_noise_model_path, "--high-noise-model-path", "high_noise", "high-noise DiT")
             low = need(launch.low_noise_model_path, "--low-noise-model-path", "low_noise", "low-noise DiT")
             low_dev = torch.device("cpu") if launch.offload_inactive_expert else dev
-            self.experts["high"] = loading.load_dit(high, preset.dit, device=dev, seed=TINY_SEED + 2, **dit_kw)
-            self.experts["low"] = loading.load_dit(low, preset.dit, device=low_dev, seed=TINY_SEED + 3, **dit_kw)
+            self.experts["high"] = dit(high, TINY_SEED + 2, dev)
+            self.experts["low"] = dit(low, TINY_SEED + 3, low_dev)
         else:
             path = need(launch.dit_path, "--dit-path", "dit", "DiT")
-            self.experts["main"] = loading.load_dit(path, preset.dit, device=dev, seed=TINY_SEED + 2, **dit_kw)
+            self.experts["main"] = dit(path, TINY_SEED + 2, dev)
         if launch.compile and dev.type == "cuda":
             for name, m in self.experts.items():
                 self.experts[name] = torch.compile(m)
@@ -264,7 +279,9 @@ class ResidentPipeline:
 
         # 5. decode
         with turn.stage("decode", dev):
-            video = self.vae.decode(latent.to(dt), chunk_frames=self.launch.vae_temporal_chunks or None)
+            # The decoder runs one latent frame at a time with causal caches, so its
+            # activation memory does not grow with the clip length.
+            video = self.vae.decode(latent.to(dt))
             frames = [to_uint8_frames(v.float().cpu().numpy()) for v in video]
 
         # 6. write: one mp4 per sample plus a thumbnail

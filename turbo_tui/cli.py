@@ -39,8 +39,9 @@ def add_launch_flags(p: argparse.ArgumentParser) -> None:
     _flag(g, "dtype", choices=("auto", "bfloat16", "float16", "float32"))
     _flag(g, "offload-text-encoder", action="store_const", const=True, help="umT5 to CPU after encoding")
     _flag(g, "offload-inactive-expert", action="store_const", const=True, help="I2V: unused expert on the CPU")
-    _flag(g, "vae-temporal-chunks", type=int, metavar="N", help="decode N latent frames at a time (0: all)")
     _flag(g, "compile", action="store_const", const=True, help="torch.compile the DiT (CUDA)")
+    _flag(g, "random-weights", action="store_const", const=True,
+          help="random weights of the real shapes, no checkpoint files (benchmarks only)")
 
 
 def add_turn_flags(p: argparse.ArgumentParser) -> None:
@@ -65,7 +66,7 @@ LAUNCH_FLAG_FIELDS = {
     "text_encoder_path": "text_encoder_path", "tokenizer_path": "tokenizer_path",
     "attention_type": "attention", "quant_linear": "quant_linear", "default_norm": "default_norm",
     "device": "device", "dtype": "dtype", "offload_text_encoder": "offload_text_encoder", "compile": "compile",
-    "offload_inactive_expert": "offload_inactive_expert", "vae_temporal_chunks": "vae_temporal_chunks",
+    "offload_inactive_expert": "offload_inactive_expert", "random_weights": "random_weights",
 }
 TURN_FLAG_FIELDS = (
     "seed", "num_steps", "sla_topk", "sigma_max", "num_frames", "num_samples", "resolution",
