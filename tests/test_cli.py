@@ -70,3 +70,12 @@ def test_console_entry_point_exists():
     if not eps:
         pytest.skip("package not installed (pip install -e .)")
     assert eps[0].value == "turbo_tui.cli:main"
+
+
+def test_flags_after_the_subcommand_and_before():
+    p = build_parser()
+    s = apply_flags(Settings(), p.parse_args(["--seed", "7", "generate", "--prompt", "x", "--num_steps", "2",
+                                              "--attention-type", "original"]))
+    t = s.default_turn("x")
+    assert (t.seed, t.num_steps) == (7, 2)  # the subcommand's copy of --seed does not reset it
+    assert s.launch.attention == "original"

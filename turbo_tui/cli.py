@@ -16,15 +16,26 @@ from turbo_tui.config import Settings, load_settings
 
 
 def _flag(group: Any, name: str, **kw: Any) -> None:
-    """Add ``--some-flag`` with the reference's ``--some_flag`` spelling as an alias."""
+    """Add ``--some-flag`` with the reference's ``--some_flag`` spelling as an alias.
+
+    Defaults are suppressed on subcommand parsers (``group.suppress``) so that a flag given
+    before the subcommand is not reset by the subcommand's own copy of it.
+    """
     spellings = [f"--{name}"]
     if "-" in name:
         spellings.append("--" + name.replace("-", "_"))
-    group.add_argument(*spellings, dest=name.replace("-", "_"), default=None, **kw)
+    default = argparse.SUPPRESS if getattr(group, "suppress", False) else None
+    group.add_argument(*spellings, dest=name.replace("-", "_"), default=default, **kw)
 
 
-def add_launch_flags(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("model and launch (fixed while the engine is loaded)")
+def _group(p: argparse.ArgumentParser, title: str, suppress: bool):
+    g = p.add_argument_group(title)
+    g.suppress = suppress
+    return g
+
+
+def add_launch_flags(p: argparse.ArgumentParser, suppress: bool = False) -> None:
+    g = _group(p, "model and launch (fixed while the engine is loaded)", suppress)
     _flag(g, "model", choices=MODELS, help="model preset (default: tiny, built in)")
     _flag(g, "dit-path", metavar="FILE", help="Wan2.1 T2V DiT checkpoint (.pth or .safetensors)")
     _flag(g, "high-noise-model-path", metavar="FILE", help="Wan2.2 I2V high-noise expert")
@@ -44,8 +55,8 @@ def add_launch_flags(p: argparse.ArgumentParser) -> None:
           help="random weights of the real shapes, no checkpoint files (benchmarks only)")
 
 
-def add_turn_flags(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("per-turn parameters (defaults for the first turn)")
+def add_turn_flags(p: argparse.ArgumentParser, suppress: bool = False) -> None:
+    g = _group(p, "per-turn parameters (defaults for the first turn)", suppress)
     _flag(g, "seed", type=int)
     _flag(g, "num-steps", type=int, help="rCM steps, 1-4")
     _flag(g, "sla-topk", type=float, help="SLA key-block fraction in (0, 1]")
@@ -107,12 +118,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_turn_flags(p)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    sub.add_parser("app", help="open the Textual app (the default)")
+    a = sub.add_parser("app", help="open the Textual app (the default)")
 
     r = sub.add_parser("repl", help="line-based loop for plain terminals and scripts")
     r.add_argument("--batch", metavar="FILE", help="run each line of FILE as a turn, then exit")
 
     g = sub.add_parser("generate", help="one turn from the command line, then exit")
+    for sp in (a, r, g):  # the same flags also work after the subcommand
+        add_launch_flags(sp, suppress=True)
+        add_turn_flags(sp, suppress=True)
     g.add_argument("--prompt", required=True)
     g.add_argument("--out", "--save-path", "--save_path", dest="out", metavar="PATH",
                    help="output .mp4 path (or folder); default: the current folder")

@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import Mapping
 
 from rich.console import Console
 
-from engine.api import ProgressEvent, TurnResult, open_engine
+from engine.api import ProgressEvent, open_engine
 from turbo_tui.config import Settings
 
 
-def format_timings(result: TurnResult) -> str:
-    parts = [f"{k} {v:.2f}s" for k, v in result.timings.items() if not k.startswith("denoise.step")]
-    return ", ".join(parts) + f"; total {result.total_s:.2f}s"
+def format_timings(timings: Mapping[str, float], total_s: float) -> str:
+    parts = [f"{k} {v:.2f}s" for k, v in timings.items() if not k.startswith("denoise.step")]
+    return ", ".join(parts) + f"; total {total_s:.2f}s"
 
 
 def progress_printer(console: Console):
@@ -61,29 +61,25 @@ def run_generate(settings: Settings, args: argparse.Namespace) -> int:
         info = engine.info()
         console.print(f"[bold]generating[/] on {info.device} ({info.dtype})")
         if session is not None:
-            turn_id = session.begin_turn(request.to_dict(), dataclasses.asdict(info))
-            out_dir = session.output_dir_for(turn_id)
-        else:
-            turn_id, out_dir = None, tempfile.mkdtemp(prefix="turbo-tui-")
-        try:
-            result = engine.generate(request, str(out_dir), progress_printer(console))
-        except BaseException as e:
-            if session is not None:
-                from engine.errors import Cancelled
+            from sessions.replay import run_turn
 
-                status = "cancelled" if isinstance(e, (Cancelled, KeyboardInterrupt)) else "failed"
-                session.fail_turn(turn_id, str(e) or type(e).__name__, status=status)
-            raise
-        paths = list(result.video_paths)
-        if session is not None:
-            session.finish_turn(turn_id, result)
-            if args.out:  # the session keeps its copy; the user gets their own at --out
-                paths = deliver(paths, args.out, move=False)
+            turn_id = run_turn(session, request, engine, on_progress=progress_printer(console))
+            result_paths = list(session.get(turn_id).video_paths)
+            paths = deliver(result_paths, args.out, move=False) if args.out else result_paths
         else:
-            paths = deliver(paths, args.out or ".", move=True)
+            result = engine.generate(request, tempfile.mkdtemp(prefix="turbo-tui-"), progress_printer(console))
+            paths = deliver(list(result.video_paths), args.out or ".", move=True)
         for p in paths:
             print(p)
-        console.print(f"[bold green]done[/] {format_timings(result)}")
+        if session is not None:
+            rec = session.get(turn_id)
+            where = f" (turn {turn_id} in session '{session.name}')"
+            timings, total = rec.timings, rec.total_s or 0.0
+        else:
+            where, timings, total = "", result.timings, result.total_s
+        console.print(f"[bold green]done[/] {format_timings(timings, total)}{where}")
         return 0
     finally:
         engine.close()
+        if session is not None:
+            session.close()
