@@ -1,0 +1,120 @@
+"""Running one turn: record it, generate on a worker thread, show progress, record the result.
+
+The engine runs on a worker thread so that Ctrl-C reaches the main thread at once; the main
+thread then asks the engine to cancel, and the turn ends with "cancelled" between two steps
+while the session (and the loaded models) stay.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from pathlib import Path
+from typing import Any
+
+from rich.markup import escape
+
+from engine.api import TurnRequest, TurnResult
+from engine.errors import Cancelled, TurboError
+from turbo_tui.repl.fields import show_value
+from turbo_tui.repl.progress import TurnProgress, format_timings
+from turbo_tui.repl.state import ReplState
+
+
+def deliver(paths: list[str] | tuple[str, ...], out: str) -> list[str]:
+    """Copy written videos to ``out``: an .mp4 path (extra samples get -1, -2 ...) or a folder."""
+    target = Path(os.path.expanduser(out))
+    placed = []
+    for n, src in enumerate(paths):
+        if target.suffix.lower() == ".mp4":
+            dst = target if n == 0 else target.with_name(f"{target.stem}-{n}{target.suffix}")
+        else:
+            dst = target / Path(src).name
+        try:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
+        except OSError as e:
+            raise TurboError(f"{dst}: cannot write the output copy ({e.strerror or e})") from None
+        placed.append(str(dst))
+    return placed
+
+
+def _generate(state: ReplState, request: TurnRequest, out_dir: str) -> TurnResult:
+    """engine.generate on a worker thread; Ctrl-C here cancels the turn, not the REPL."""
+    engine = state.engine.get()  # waits for the background load
+    box: dict[str, Any] = {}
+    with TurnProgress(state.console, request.num_steps) as progress:
+
+        def work() -> None:
+            try:
+                box["result"] = engine.generate(request, out_dir, progress)
+            except BaseException as e:  # handed to the main thread as is
+                box["error"] = e
+
+        worker = threading.Thread(target=work, name="turbo-turn", daemon=True)
+        worker.start()
+        cancelled = False
+        while worker.is_alive():
+            try:
+                worker.join(0.1)
+            except KeyboardInterrupt:
+                if not cancelled:
+                    cancelled = True
+                    state.console.print("[yellow]cancelling… (the turn stops before its next step)[/]")
+                    engine.cancel()
+    if "error" in box:
+        raise box["error"]
+    if cancelled:  # finished before the cancel took effect; keep the result but say so
+        state.console.print("[yellow]the turn finished before it could be cancelled[/]")
+    return box["result"]
+
+
+def run_turn(state: ReplState, request: TurnRequest, *, parent: Any = None, kind: str = "new",
+             output_path: str | None = None) -> bool:
+    """Run and record one turn.  Prints one error line on failure; returns whether it succeeded."""
+    try:
+        request = request.validate()
+    except TurboError as e:
+        state.error(str(e))
+        return False
+    con = state.console
+    con.print(
+        f"[bold]turn[/] {escape(request.prompt[:70])}{'…' if len(request.prompt) > 70 else ''}  "
+        f"[dim]seed {request.seed} · {request.num_steps} steps · {request.num_frames}f · "
+        f"{request.resolution} {request.aspect_ratio} · top-k {request.sla_topk:g} · "
+        f"σ {escape(show_value('sigma_max', request.sigma_max, request))}[/]",
+        highlight=False,
+    )
+    if not state.engine.ready:
+        con.print(f"[dim]loading {escape(state.launch.model)} ({escape(state.launch.attention)})…[/]",
+                  highlight=False)
+    record = None
+    try:
+        engine = state.engine.get()
+        record = state.session.begin(request, state.launch, engine.info(), parent=parent, kind=kind)
+        result = _generate(state, request, record.output_dir)
+    except (Exception, KeyboardInterrupt) as e:  # per turn: record it, say one line, go on
+        cancelled = isinstance(e, (Cancelled, KeyboardInterrupt))
+        msg = "turn cancelled" if cancelled else (str(e) if isinstance(e, TurboError) else f"{type(e).__name__}: {e}")
+        if record is not None:
+            state.session.fail(record, msg, cancelled=cancelled)
+        if cancelled:
+            state.failures += 1
+            con.print("[yellow]turn cancelled[/]" + (f" (turn {record.number})" if record is not None else ""))
+        else:
+            state.error(msg)
+        return False
+    state.session.finish(record, result)
+    state.turns_run += 1
+    con.print(f"[green]✓[/] turn {record.number} · {format_timings(result)}", highlight=False)
+    for p in result.video_paths:
+        con.print(f"  saved {escape(p)}", highlight=False, soft_wrap=True)
+    if output_path:
+        try:
+            for p in deliver(result.video_paths, output_path):
+                con.print(f"  copied to {escape(p)}", highlight=False, soft_wrap=True)
+        except TurboError as e:
+            state.error(str(e))
+            return False
+    return True
