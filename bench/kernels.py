@@ -54,7 +54,10 @@ def bench_attention(heads_list, topk, variants):
         row("attention", shape, "SLA module (sla_attention)", bench(lambda: sla.sla_attention(q, k, v, w, b, topk)))
         row("attention", shape, "SageSLA module (sagesla_attention)",
             bench(lambda: sla.sagesla_attention(q, k, v, w, b, topk)))
-        row("attention", shape, "  block map (torch pool+topk)", bench(lambda: sla.sla_block_indices(q, k, topk)))
+        row("attention", shape, "  block map (Triton pool, torch topk)",
+            bench(lambda: sla.sla_block_indices(q, k, topk, exact=False)))
+        row("attention", shape, "  block map (exact: reference torch ops)",
+            bench(lambda: sla.sla_block_indices(q, k, topk, exact=True)))
         row("attention", shape, "  linear state (kv kernel)", bench(lambda: sla._linear_branch_state(k, v, w)))
         for int8_qk in (False, True):
             prep = sla._sla_prepare(q, k, v, w, b, topk, int8_qk=int8_qk)
@@ -92,9 +95,9 @@ def bench_linear(shapes, variants):
         row("linear", shape, "int8_linear (quant + GEMM)", t_all, f"{t_bf16 / t_all:.2f}x bf16")
         row("linear", shape, "  activation quant", bench(lambda: i8.quantize_blockwise_triton(x)))
         x_q, x_s = i8.quantize_blockwise_triton(x)
-        cfgs = [(256, 8, 3)]
+        cfgs = [(128, 8, 4)]
         if variants:
-            cfgs += [(128, 8, 4), (256, 8, 4), (128, 4, 4)]
+            cfgs += [(256, 8, 3), (128, 8, 3), (128, 4, 3)]
         for bn, nw, ns in cfgs:
             fn = lambda bn=bn, nw=nw, ns=ns: i8.int8_gemm_triton(  # noqa: E731
                 x_q, x_s, w_q, w_s, b, torch.bfloat16, block_n=bn, num_warps=nw, num_stages=ns)

@@ -185,7 +185,7 @@ def quantize_blockwise_triton(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
 def int8_gemm_triton(
     x_q: torch.Tensor, x_scale: torch.Tensor, w_q: torch.Tensor, w_scale: torch.Tensor,
     bias: torch.Tensor | None, out_dtype: torch.dtype,
-    block_n: int = 256, num_warps: int = 8, num_stages: int = 3, group_m: int = 8,
+    block_n: int = 128, num_warps: int = 8, num_stages: int = 4, group_m: int = 8,
 ) -> torch.Tensor:
     """Block-scaled int8 GEMM with the bias in the epilogue -> [M, N] in ``out_dtype``."""
     M, K = x_q.shape

@@ -67,6 +67,21 @@ def test_sla_matches_reference(B, L, H, D, topk, dtype, kind):
     assert _rel(out, ref) < tol
 
 
+@pytest.mark.parametrize("B,L,H,D,topk,dtype", SLA_CASES)
+def test_block_map_paths_identical(B, L, H, D, topk, dtype):
+    """Both block-map paths against the reference: the exact path must match bit for bit; the
+    Triton-pooling path (the default) differs from it only by fp32 summation order."""
+    q, k, _, _, _ = _qkv(B, L, H, D, dtype, seed=3 * L + H)
+    ref = sla.sla_block_map(q.transpose(1, 2), k.transpose(1, 2), topk)
+    for exact in (True, False):
+        idx, _ = sla.sla_block_indices(q, k, topk, exact=exact)
+        bm = torch.zeros_like(ref)
+        bm.scatter_(-1, idx.long(), True)
+        bad_rows = (bm != ref).any(-1).sum().item()
+        print(f"block map exact={exact} {B}x{L}x{H}x{D} topk={topk}: {bad_rows} query-block rows differ")
+        assert bad_rows == 0
+
+
 def test_sla_public_launchers_use_fast_path_and_per_call_topk():
     q, k, v, w, b = _qkv(1, 2000, 2, 128, torch.bfloat16, seed=7)
     for topk in (0.1, 0.5):
