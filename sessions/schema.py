@@ -85,7 +85,8 @@ def check_file(db_path: Path) -> None:
     try:
         ok = conn.execute("PRAGMA quick_check").fetchone()[0]
         if ok != "ok":
-            raise SessionError(f"{db_path}: the session database is corrupt ({ok}); left untouched")
+            detail = " ".join(ok.replace("*** in database main ***", "").split())[:160]
+            raise SessionError(f"{db_path}: the session database is corrupt ({detail}); left untouched")
         has_meta = conn.execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
         ).fetchone()
@@ -103,7 +104,8 @@ def check_file(db_path: Path) -> None:
         if version < 1:
             raise SessionError(f"{db_path}: turbo-tui session with no schema version; refusing to touch it")
     except sqlite3.DatabaseError as e:
-        raise SessionError(f"{db_path}: the session database is corrupt ({e}); left untouched") from None
+        detail = " ".join(str(e).split())[:160]
+        raise SessionError(f"{db_path}: the session database is corrupt ({detail}); left untouched") from None
     finally:
         conn.close()
 
