@@ -243,6 +243,7 @@ class WanDiT(nn.Module):
         self.quant_linear = quant_linear
         self.fast_norm = fast_norm
         self.sla_topk = DEFAULT_SLA_TOPK
+        self.load_notes: list[str] = []  # what engine.loading adapted, for the UI to show
         kt, kh, kw = cfg.patch_size
         self.patch_embedding = nn.Linear(cfg.in_dim * kt * kh * kw, cfg.dim)
         self.text_embedding = nn.Sequential(
