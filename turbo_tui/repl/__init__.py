@@ -38,11 +38,14 @@ def run_repl(
     history_path: str | Path | None = None,
     ask_paths: bool | None = None,
     opener: Callable[[str], None] | None = None,
+    preload: bool | None = None,
 ) -> int:
     """Run the REPL; return the exit status.
 
     Batch mode runs when ``batch`` names a file (``-`` is stdin) or when stdin is not a
     terminal and no ``input`` is given; it exits 1 if any turn or command failed.
+    ``preload`` (default: interactive only) starts loading the models before the first
+    turn, so they load while the first prompt is typed.
     """
     from turbo_tui.repl.loop import run_batch, run_interactive
     from turbo_tui.repl.sessionlink import SessionLink
@@ -86,7 +89,8 @@ def run_repl(
         + (" · /help lists the commands" if interactive else ""),
         highlight=False,
     )
-    state.engine.start()  # load while the first prompt is typed
+    if interactive if preload is None else preload:
+        state.engine.start()  # load while the first prompt is typed
     try:
         if interactive:
             return run_interactive(state, input=input, output=output)

@@ -152,10 +152,10 @@ def cmd_set(state: ReplState, arg: str) -> None:
     if field == "image_path" and len(text) > 1 and text[0] == text[-1] and text[0] in "'\"":
         text = text[1:-1]  # a quoted path with spaces
     field, value = parse_setting(field, text)
-    old = getattr(state.request, field)
+    old = show_value(field, getattr(state.request, field), state.request)
     state.set_param(field, value)
     state.console.print(
-        f"{field}: {escape(show_value(field, old, state.request))} → "
+        f"{field}: {escape(old)} → "
         f"[bold]{escape(show_value(field, value, state.request))}[/]",
         highlight=False,
     )
@@ -225,7 +225,13 @@ def cmd_replay(state: ReplState, arg: str) -> None:
     n = _turn_number(arg, "/replay N")
     t = state.session.turn(n)
     state.console.print(f"replaying turn {n}: {escape(t.prompt)}", highlight=False)
-    run_turn(state, t.request, parent=t.id, kind="replay")
+    new = run_turn(state, t.request, parent=t.id, kind="replay")
+    if new is not None and t.status == "done":
+        if state.session.check_replay(t.id, new):
+            state.console.print(f"turn {new} matches turn {n} frame for frame", highlight=False)
+        else:
+            state.console.print(f"[yellow]turn {new} differs from turn {n}[/] (different pixels: another "
+                                "device, dtype or launch setting?)", highlight=False)
 
 
 @command("/fork", "/fork N", "take turn N's prompt and parameters as the next turn's start", arg="turn")
@@ -251,15 +257,18 @@ def cmd_star(state: ReplState, arg: str) -> None:
     state.console.print(f"turn {n} {'starred ★' if starred else 'unstarred'}", highlight=False)
 
 
-@command("/export", "/export PATH", "export this session (turns, parameters, videos) to PATH", arg="path")
+@command("/export", "/export PATH [reel]",
+         "export this session to a new folder or .zip: manifest, gallery, videos (reel: one joined video)",
+         arg="path")
 def cmd_export(state: ReplState, arg: str) -> None:
     try:
         parts = shlex.split(arg)
     except ValueError as e:
-        raise UsageError(f"usage: /export PATH ({e})") from None
-    if len(parts) != 1:
-        raise UsageError("usage: /export PATH")
-    written = state.session.export(parts[0])
+        raise UsageError(f"usage: /export PATH [reel] ({e})") from None
+    reel = len(parts) == 2 and parts[1].lower() == "reel"
+    if len(parts) != 1 and not reel:
+        raise UsageError("usage: /export PATH [reel]")
+    written = state.session.export(parts[0], reel=reel)
     state.console.print(f"exported session {escape(state.session.name)} to {escape(str(written))}", highlight=False)
 
 

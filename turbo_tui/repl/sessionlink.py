@@ -96,10 +96,11 @@ class SessionLink:
         self._session = session
         return created
 
-    def export(self, path: str) -> Any:
-        from sessions import export as exporter  # type: ignore[attr-defined]
+    def export(self, path: str, *, reel: bool = False) -> Path:
+        """Export to a folder or a .zip (never replacing anything); return what was written."""
+        from sessions.export import export_session
 
-        return exporter.export_session(self._session, path)
+        return export_session(self._session, path, reel=reel)
 
     def close(self) -> None:
         self._session.close()
@@ -132,6 +133,15 @@ class SessionLink:
 
     def finish(self, record: Record, result: TurnResult) -> None:
         self._session.finish_turn(record.id, result)
+
+    def check_replay(self, original: int, replay: int) -> bool:
+        """Whether the replay decoded to the same frames as the original; stored on the replay."""
+        from sessions.media import videos_match
+
+        old, new = self._session.get(original), self._session.get(replay)
+        same = old.status == "done" and videos_match(old.video_paths, new.video_paths)
+        self._session.set_replay_match(replay, same)
+        return same
 
     def fail(self, record: Record, message: str, *, cancelled: bool = False) -> None:
         self._session.fail_turn(record.id, message, status="cancelled" if cancelled else "failed")

@@ -71,13 +71,13 @@ def _generate(state: ReplState, request: TurnRequest, out_dir: str) -> TurnResul
 
 
 def run_turn(state: ReplState, request: TurnRequest, *, parent: Any = None, kind: str = "new",
-             output_path: str | None = None) -> bool:
-    """Run and record one turn.  Prints one error line on failure; returns whether it succeeded."""
+             output_path: str | None = None) -> int | None:
+    """Run and record one turn.  Prints one error line on failure; returns the turn number or None."""
     try:
         request = request.validate()
     except TurboError as e:
         state.error(str(e))
-        return False
+        return None
     con = state.console
     con.print(
         f"[bold]turn[/] {escape(request.prompt[:70])}{'…' if len(request.prompt) > 70 else ''}  "
@@ -104,7 +104,7 @@ def run_turn(state: ReplState, request: TurnRequest, *, parent: Any = None, kind
             con.print("[yellow]turn cancelled[/]" + (f" (turn {record.number})" if record is not None else ""))
         else:
             state.error(msg)
-        return False
+        return None
     state.session.finish(record, result)
     state.turns_run += 1
     con.print(f"[green]✓[/] turn {record.number} · {format_timings(result)}", highlight=False)
@@ -116,5 +116,4 @@ def run_turn(state: ReplState, request: TurnRequest, *, parent: Any = None, kind
                 con.print(f"  copied to {escape(p)}", highlight=False, soft_wrap=True)
         except TurboError as e:
             state.error(str(e))
-            return False
-    return True
+    return record.number
