@@ -7,7 +7,9 @@ import sys
 from typing import Sequence
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from engine.errors import SessionError
 from turbo_tui.config import Settings
@@ -103,15 +105,15 @@ def _status(status: str) -> str:
 def _list(store, args, console: Console, settings: Settings) -> int:
     infos = store.list()
     if not infos:
-        console.print(f"No sessions in {store.root}.")
+        console.print(f"No sessions in {escape(str(store.root))}.")
         return 0
-    t = Table(title=f"Sessions in {store.root}", title_justify="left")
+    t = Table(title=escape(f"Sessions in {store.root}"), title_justify="left")
     for col, kw in (("name", {"style": "bold"}), ("turns", {"justify": "right"}), ("done", {"justify": "right"}),
                     ("last turn", {"no_wrap": True}), ("created", {"no_wrap": True}),
                     ("size", {"justify": "right", "no_wrap": True}), ("", {})):
         t.add_column(col, **kw)
     for i in infos:
-        state = f"[red]{i.problem}[/]" if i.problem else ("[cyan]in use[/]" if i.in_use else "")
+        state = Text(i.problem, style="red") if i.problem else Text("in use" if i.in_use else "", style="cyan")
         t.add_row(i.name, str(i.turns), str(i.done), _when(i.last_turn_at), _when(i.created_at), _size(i.size_bytes),
                   state)
     console.print(t)
@@ -135,7 +137,7 @@ def _show(store, args, console: Console, settings: Settings) -> int:
             origin = f"{r.kind} of {r.parent_id}" if r.parent_id is not None else ""
             if r.replay_match is not None:
                 origin += " ✓" if r.replay_match else " ✗"
-            t.add_row(str(r.id), "★" if r.starred else "", _status(r.status), r.prompt, str(req.get("seed")),
+            t.add_row(str(r.id), "★" if r.starred else "", _status(r.status), Text(r.prompt), str(req.get("seed")),
                       str(req.get("num_steps")), size, f"{r.total_s:.1f}s" if r.total_s is not None else "—", origin)
         console.print(t)
     return 0
@@ -145,30 +147,32 @@ def _show_turn(s, r, console: Console) -> None:
     t = Table(title=f"Session {s.name}, turn {r.id}", title_justify="left", show_header=False)
     t.add_column("field", style="bold")
     t.add_column("value", overflow="fold")
-    t.add_row("status", _status(r.status) + (f"  [red]{r.error}[/]" if r.error else ""))
+    t.add_row("status", _status(r.status))
+    if r.error:
+        t.add_row("error", Text(r.error, style="red"))
     t.add_row("kind", r.kind + (f" of turn {r.parent_id}" if r.parent_id is not None else ""))
     if r.replay_match is not None:
         t.add_row("replay", "matches the original" if r.replay_match else "differs from the original")
     t.add_row("created", _when(r.created_at))
     t.add_row("starred", "yes" if r.starred else "no")
     if r.note:
-        t.add_row("note", r.note)
+        t.add_row("note", Text(r.note))
     for k, v in r.request.items():
-        t.add_row(k, str(v))
+        t.add_row(k, Text(str(v)))
     if r.input_image:
-        t.add_row("input copy", r.input_image.path)
+        t.add_row("input copy", Text(r.input_image.path))
     for k, v in r.launch.items():
-        t.add_row(f"launch.{k}", str(v))
+        t.add_row(f"launch.{k}", Text(str(v)))
     if r.width:
         t.add_row("video size", f"{r.width}×{r.height}, {r.num_frames} frames")
     for k, v in r.timings.items():
-        t.add_row(f"time.{k}", f"{v:.3f}s" if isinstance(v, (int, float)) else str(v))
+        t.add_row(Text(f"time.{k}"), f"{v:.3f}s" if isinstance(v, (int, float)) else Text(str(v)))
     if r.total_s is not None:
         t.add_row("total", f"{r.total_s:.2f}s")
     if r.peak_memory_bytes:
         t.add_row("peak memory", _size(r.peak_memory_bytes))
     for v in r.videos:
-        t.add_row("video", v.path)
+        t.add_row("video", Text(v.path))
     console.print(t)
 
 
@@ -179,7 +183,7 @@ def _export(store, args, console: Console, settings: Settings) -> int:
     with store.open_for_reading(args.name) as s:
         with console.status("exporting…"):
             out = export_session(s, args.out, turn_ids=turns, as_zip=True if args.zip else None, reel=args.reel)
-    console.print(f"exported to [bold]{out}[/]")
+    console.print(f"exported to [bold]{escape(str(out))}[/]")
     return 0
 
 
@@ -199,7 +203,7 @@ def _replay(store, args, console: Console, settings: Settings) -> int:
         original = s.get(args.turn)
         was = original.launch.get("model")
         if was and was != settings.launch.model:
-            console.print(f"[yellow]turn {original.id} was made with {was}; replaying with "
+            console.print(f"[yellow]turn {original.id} was made with {escape(str(was))}; replaying with "
                           f"{settings.launch.model} (the video will likely differ)[/]")
         with console.status(f"loading {settings.launch.model}…"):
             engine = open_engine(settings.launch)
@@ -220,7 +224,8 @@ def _delete(store, args, console: Console, settings: Settings) -> int:
     if not args.yes:
         if not sys.stdin.isatty():
             raise SessionError(f"deleting session '{args.name}' needs --yes when not run interactively")
-        answer = console.input(f"Delete session [bold]{args.name}[/] and all its videos ({path})? [y/N] ")
+        answer = console.input(f"Delete session [bold]{args.name}[/] and all its videos ({escape(str(path))})? "
+                               "\\[y/N] ")
         if answer.strip().lower() not in ("y", "yes"):
             console.print("kept")
             return 1
