@@ -44,12 +44,12 @@ def read_state_dict(path: str | os.PathLike, what: str = "checkpoint") -> StateD
 
 
 def _read_safetensors(p: Path, what: str) -> StateDict:
-    from safetensors import SafetensorsError
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     try:
         return load_file(str(p))
-    except (SafetensorsError, OSError, ValueError, RuntimeError) as e:
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise CheckpointError(p, f"not a readable safetensors {what} ({_short(e)})",
                               "the file may be truncated: download it again") from None
 
@@ -63,6 +63,9 @@ def _read_torch(p: Path, what: str) -> StateDict:
                               "only weight files are loaded, never code") from None
     except (RuntimeError, zipfile.BadZipFile, EOFError, ValueError, OSError) as e:
         msg = str(e)
+        if "mmap can only be used" in msg:  # not a zip-format torch.save file at all
+            raise CheckpointError(p, f"not a PyTorch {what} (not a torch.save zip archive)",
+                                  "pass a .pth or .safetensors weight file") from None
         if "zip archive" in msg or "central directory" in msg or isinstance(e, (zipfile.BadZipFile, EOFError)):
             raise CheckpointError(p, f"truncated or not a PyTorch {what} ({_short(e)})",
                                   "download it again") from None

@@ -85,7 +85,7 @@ PRESETS: dict[str, ModelPreset] = {
     "tiny": ModelPreset(
         "tiny",
         DiTConfig(dim=128, ffn_dim=256, num_heads=2, num_layers=4, text_dim=64),
-        VAEConfig(dim=8),
+        VAEConfig(dim=4),
         T5Config(vocab_size=260, dim=64, dim_attn=64, dim_ffn=128, num_heads=4, num_layers=2),
         "bytes",
     ),

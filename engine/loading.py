@@ -48,18 +48,6 @@ from kernels.int8 import quantize_weight
 log = logging.getLogger(__name__)
 
 
-def _safetensors_error_alias() -> None:
-    """Workaround: engine/checkpoint.py imports ``safetensors.SafetensorsError``, but the class is
-    ``SafetensorError`` (safetensors 0.8), so every .safetensors read failed with ImportError.
-    Remove once checkpoint.py imports the right name."""
-    import safetensors
-
-    if not hasattr(safetensors, "SafetensorsError") and hasattr(safetensors, "SafetensorError"):
-        safetensors.SafetensorsError = safetensors.SafetensorError
-
-
-_safetensors_error_alias()
-
 PROJ_L = ".self_attn.attn_op.local_attn.proj_l."
 # Norm tensors that TurboDiffusion's fast norms hold in float32 (FORMATS.md section 1, "certain").
 _FAST_NORM_SUFFIXES = (".norm_q.weight", ".norm_k.weight", ".norm3.weight", ".norm3.bias")

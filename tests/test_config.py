@@ -21,7 +21,7 @@ def test_defaults_without_file(tmp_path, monkeypatch):
     assert s == Settings()
     assert s.launch.model == "tiny"
     turn = s.default_turn("a cat")
-    assert (turn.resolution, turn.num_frames, turn.num_steps) == ("192p", 17, 4)
+    assert (turn.resolution, turn.num_frames, turn.num_steps) == ("192p", 9, 4)
 
 
 def test_file_values_are_read(tmp_path):
