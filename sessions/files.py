@@ -20,7 +20,8 @@ from typing import BinaryIO, Iterator
 
 from engine.errors import SessionError
 
-_PARTIAL_RE = re.compile(r"^\..+\.[0-9a-f]{8}\.partial(\.[A-Za-z0-9]+)?$")
+# ours: .NAME.<8 hex>.partial[.EXT]; the engine's writer (engine/video.py): .STEM.part.EXT
+_PARTIAL_RE = re.compile(r"^\..+\.([0-9a-f]{8}\.partial|part)(\.[A-Za-z0-9]+)?$")
 _CHUNK = 1 << 20
 
 

@@ -25,6 +25,7 @@ import secrets
 import shutil
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
@@ -45,6 +46,9 @@ LOCK_NAME = "session.lock"
 FILES_DIR = "files"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 INTERRUPTED_MESSAGE = "interrupted: turbo-tui stopped before the turn finished"
+# hidden folders of work in progress: creating or importing a session, deleting one or a turn
+_WORK_DIR_RE = re.compile(r"^\..+\.[0-9a-f]{8}\.(creating|importing|deleting)$")
+STALE_WORK_S = 3600.0
 
 
 class SessionInUse(SessionError):
@@ -521,6 +525,11 @@ class Session:
                       (INTERRUPTED_MESSAGE, now_iso()))
             c.execute("COMMIT")
         sweep_partials(self.files_dir)
+        turns_dir = self.files_dir / "turns"
+        if turns_dir.is_dir():  # a turn folder whose deletion was cut off
+            for d in turns_dir.iterdir():
+                if _WORK_DIR_RE.match(d.name) and d.name.endswith(".deleting"):
+                    shutil.rmtree(d, ignore_errors=True)
 
     def _is_inside(self, p: Path) -> bool:
         try:
@@ -759,6 +768,7 @@ class SessionStore:
         """Every session under the root, by name; broken ones carry a ``problem``."""
         if not self.root.is_dir():
             return []
+        self._sweep_work_dirs()
         out = []
         for entry in sorted(self.root.iterdir(), key=lambda p: p.name):
             if entry.name.startswith(".") or not entry.is_dir() or not NAME_RE.match(entry.name):
@@ -767,6 +777,17 @@ class SessionStore:
                 continue
             out.append(self._info(entry))
         return out
+
+    def _sweep_work_dirs(self) -> None:
+        """Remove hidden work folders left by a process killed an hour or more ago."""
+        now = time.time()
+        for entry in self.root.iterdir():
+            if _WORK_DIR_RE.match(entry.name) and entry.is_dir() and not entry.is_symlink():
+                try:
+                    if now - entry.stat().st_mtime > STALE_WORK_S:
+                        shutil.rmtree(entry, ignore_errors=True)
+                except OSError:
+                    pass
 
     def _info(self, path: Path) -> SessionInfo:
         in_use = _lock_held_elsewhere(path / LOCK_NAME)

@@ -53,6 +53,7 @@ def test_kill_during_turn_file_write(tmp_path):
     turn_dir = tmp_path / "killed" / "files" / "turns" / f"{tid:04d}"
     assert [p.name for p in turn_dir.iterdir() if p.name.endswith(".partial.mp4")]  # it was mid-write
     _kill(proc)
+    (turn_dir / ".turn-1-s0.part.mp4").write_bytes(b"half a video")  # as the engine's own writer leaves it
 
     with SessionStore(tmp_path).open("killed") as s:
         rec = s.get(tid)
@@ -201,3 +202,19 @@ def test_newer_schema_is_refused(tmp_path):
         SessionStore(tmp_path).open("s")
     assert db.read_bytes() == before
     assert not os.path.exists(str(db) + "-journal")
+
+
+def test_work_folders_of_killed_processes_are_swept(tmp_path):
+    store = SessionStore(tmp_path)
+    store.create("s").close()
+    old = tmp_path / ".lost.0123abcd.importing"
+    fresh = tmp_path / ".busy.89abcdef.creating"
+    for d in (old, fresh):
+        (d / "files").mkdir(parents=True)
+    os.utime(old, (0, 0))  # left by a process killed long ago
+    assert [i.name for i in store.list()] == ["s"]
+    assert not old.exists() and fresh.exists()  # a fresh one may belong to a live process
+    aside = tmp_path / "s" / "files" / "turns" / ".0003.0123abcd.deleting"
+    aside.mkdir(parents=True)
+    store.open("s").close()
+    assert not aside.exists()
