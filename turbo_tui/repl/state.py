@@ -33,6 +33,7 @@ class EngineHandle:
         self._opener = opener
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
+        self._loaded = threading.Event()  # set when the load ends, either way
         self._lock = threading.Lock()
 
     def start(self) -> None:
@@ -48,6 +49,8 @@ class EngineHandle:
             self._engine = self._opener(self.launch)
         except BaseException as e:  # kept and re-raised in the thread that asks for the engine
             self._error = e
+        finally:
+            self._loaded.set()
 
     @property
     def ready(self) -> bool:
@@ -58,9 +61,9 @@ class EngineHandle:
         if self._engine is not None:
             return self._engine
         self.start()
-        assert self._thread is not None
-        while self._thread.is_alive():
-            self._thread.join(0.1)  # short joins keep Ctrl-C deliverable
+        # Short waits on an Event keep Ctrl-C deliverable (Thread.join can be corrupted by it on 3.11).
+        while not self._loaded.wait(0.1):
+            pass
         if self._engine is None:
             err = self._error or TurboError("the engine did not load")
             if isinstance(err, TurboError):

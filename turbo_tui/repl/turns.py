@@ -46,18 +46,23 @@ def _generate(state: ReplState, request: TurnRequest, out_dir: str) -> TurnResul
     box: dict[str, Any] = {}
     with TurnProgress(state.console, request.num_steps) as progress:
 
+        done = threading.Event()
+
         def work() -> None:
             try:
                 box["result"] = engine.generate(request, out_dir, progress)
             except BaseException as e:  # handed to the main thread as is
                 box["error"] = e
+            finally:
+                done.set()
 
-        worker = threading.Thread(target=work, name="turbo-turn", daemon=True)
-        worker.start()
+        threading.Thread(target=work, name="turbo-turn", daemon=True).start()
         cancelled = False
-        while worker.is_alive():
+        # Wait on an Event, not Thread.join: on Python 3.11 a KeyboardInterrupt inside join()
+        # can mark a still-running thread as stopped.
+        while not done.is_set():
             try:
-                worker.join(0.1)
+                done.wait(0.1)
             except KeyboardInterrupt:
                 if not cancelled:
                     cancelled = True
