@@ -23,11 +23,13 @@ import torch
 try:  # CPU-only machines may lack triton; the references still work there.
     import triton
     import triton.language as tl
+    from triton.language.extra import libdevice
 
     HAS_TRITON = True
 except ImportError:  # pragma: no cover - depends on the machine
     triton = None
     tl = None
+    libdevice = None
     HAS_TRITON = False
 
 TILE = 128  # the reference's quantization tile and GEMM K tile
@@ -105,9 +107,9 @@ if HAS_TRITON:
         x = tl.load(X + off, mask=mask, other=0.0).to(tl.float32)
         amax = tl.maximum(tl.max(tl.max(tl.abs(x), axis=1), axis=0), 1e-8)
         inv = tl.math.div_rn(128.0, amax)  # IEEE division, as the reference's float32 128/amax
-        y = x * inv
-        # fp32 add of 1.5 * 2^23 rounds to an integer, half to even (|y| <= 128 here).
-        y = (y + 12582912.0) - 12582912.0
+        # rint = round half to even.  (An add/subtract of 1.5 * 2^23 would be contracted with
+        # the multiply into an FMA by the compiler, skipping the product's rounding.)
+        y = libdevice.rint(x * inv)
         y = tl.minimum(tl.maximum(y, -128.0), 127.0)
         tl.store(XQ + rows.to(tl.int64)[:, None] * C + cols[None, :], y.to(tl.int8), mask=mask)
         tl.store(XS + pid_r * NC + pid_c, amax / 128.0)
