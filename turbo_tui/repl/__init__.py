@@ -51,14 +51,16 @@ def run_repl(
     from turbo_tui.repl.sessionlink import SessionLink
     from turbo_tui.repl.state import EngineHandle, ReplState, default_history_path, system_open
 
-    console = console or Console(highlight=False)
+    console = console or Console(highlight=False, soft_wrap=True)  # a log line stays one line
     lines = None
     if batch is not None:
         try:
             lines = sys.stdin.read().splitlines() if batch == "-" else \
                 Path(batch).expanduser().read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError) as e:
-            console.print(f"[bold red]error:[/] {escape(str(batch))}: cannot read the batch file ({escape(str(e))})")
+            console.print(f"[bold red]error:[/] {escape(str(batch))}: cannot read the batch file "
+                          f"({escape(e.strerror or str(e)) if isinstance(e, OSError) else escape(str(e))})",
+                          soft_wrap=True)
             return 2
     elif input is None and not sys.stdin.isatty():
         lines = sys.stdin.read().splitlines()
@@ -67,7 +69,7 @@ def run_repl(
     try:
         link = SessionLink.open(settings.sessions_root, session_name or "default")
     except TurboError as e:
-        console.print(f"[bold red]error:[/] {escape(str(e))}")
+        console.print(f"[bold red]error:[/] {escape(str(e))}", soft_wrap=True)
         return 2
     state = ReplState(
         settings=settings,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from rich.console import Console
+from rich.markup import escape
 
 from engine.api import Engine, LaunchConfig, TurnRequest, open_engine
 from engine.errors import TurboError
@@ -143,4 +144,4 @@ class ReplState:
     def error(self, message: str) -> None:
         """One line, and the loop goes on."""
         self.failures += 1
-        self.console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+        self.console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
