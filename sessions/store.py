@@ -28,7 +28,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from engine.api import LaunchConfig, TurnRequest, TurnResult
