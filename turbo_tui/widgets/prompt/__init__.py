@@ -1,0 +1,3 @@
+from turbo_tui.widgets.prompt.editor import PromptEditor
+
+__all__ = ["PromptEditor"]
