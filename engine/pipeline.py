@@ -51,6 +51,38 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     return {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}[name]
 
 
+def i2v_condition(vae: torch.nn.Module, image: torch.Tensor, num_frames: int, dtype: torch.dtype) -> torch.Tensor:
+    """I2V conditioning (FORMATS.md section 9): y = [mask, VAE latent of (image, zeros...)].
+
+    image: [3, h, w] in [-1, 1] -> y [1, 4 + 16, T_lat, h/8, w/8] in ``dtype``; the mask is 1 on
+    latent frame 0.  The whole clip is encoded, not just the image, as the reference does.
+    """
+    _, h, w = image.shape
+    clip = torch.zeros(1, 3, num_frames, h, w, device=image.device, dtype=dtype)
+    clip[:, :, 0] = image.to(dtype)
+    latents = vae.encode(clip)  # [1, 16, T, h/8, w/8]
+    mask = torch.zeros(1, 4, latents.shape[2], h // 8, w // 8, device=image.device, dtype=latents.dtype)
+    mask[:, :, 0] = 1
+    return torch.cat([mask, latents], dim=1).to(dtype)
+
+
+def denoise(
+    nets: dict[str, torch.nn.Module], context: torch.Tensor, y: torch.Tensor | None, init_noise: torch.Tensor,
+    rf_t: list[float], dtype: torch.dtype, *, boundary: float | None = None, ode: bool = False,
+    sla_topk: float | None = None, next_noise: Callable[[], torch.Tensor] | None = None,
+    on_step: Callable | None = None, before_step: Callable[[int], None] | None = None,
+) -> torch.Tensor:
+    """The rCM loop over one DiT (``nets["main"]``) or an I2V expert pair (``"high"``/``"low"``,
+    switching below ``boundary``).  Returns the final latent (float32)."""
+    names = expert_for_steps(rf_t, boundary) if "high" in nets else ["main"] * (len(rf_t) - 1)
+
+    def velocity(x: torch.Tensor, timesteps: torch.Tensor, i: int) -> torch.Tensor:
+        return nets[names[i]](x, timesteps, context, y_B_C_T_H_W=y, sla_topk=sla_topk)
+
+    return sample_rcm(velocity, init_noise, rf_t, dtype, ode=ode, next_noise=next_noise,
+                      on_step=on_step, before_step=before_step)
+
+
 class _Turn:
     """Book-keeping for one running turn: timings and progress events."""
 
@@ -248,10 +280,6 @@ class ResidentPipeline:
         experts = expert_for_steps(rf_t, req.boundary) if self.preset.i2v else ["main"] * req.num_steps
         step_start = [time.perf_counter()]
 
-        def velocity(x: torch.Tensor, timesteps: torch.Tensor, i: int) -> torch.Tensor:
-            net = self._expert(experts[i])
-            return net(x, timesteps, context, y_B_C_T_H_W=y, sla_topk=req.sla_topk)
-
         def on_step(info) -> None:
             if dev.type == "cuda":
                 torch.cuda.synchronize(dev)
@@ -265,17 +293,18 @@ class ResidentPipeline:
             turn.emit("denoise", "step", step=info.index + 1, eta_s=eta,
                       message=f"step {info.index + 1}/{req.num_steps} ({experts[info.index]})",
                       preview=make_preview(info.x0[0]))
+            if info.index + 1 < req.num_steps:
+                self._expert(experts[info.index + 1])  # offloading: bring the next expert in
 
         with turn.stage("denoise", dev):
+            self._expert(experts[0])
             step_start[0] = time.perf_counter()
-            latent = sample_rcm(
-                velocity, init_noise, rf_t, dt, ode=req.ode,
+            latent = denoise(
+                self.experts, context, y, init_noise, rf_t, dt, boundary=req.boundary, ode=req.ode,
+                sla_topk=req.sla_topk, on_step=on_step, before_step=self._check_cancel,
                 next_noise=lambda: torch.randn(shape, generator=gen, device=dev, dtype=torch.float32),
-                on_step=on_step, before_step=self._check_cancel,
             )
         self._check_cancel()
-        if self.preset.i2v and self.launch.offload_inactive_expert:
-            self._expert("high")  # the next turn starts with the high-noise expert
 
         # 5. decode
         with turn.stage("decode", dev):
@@ -346,13 +375,8 @@ class ResidentPipeline:
             im = im.resize((width, height), Image.BILINEAR)
             pixels = torch.from_numpy(np.asarray(im, dtype=np.float32) / 255.0)  # [h, w, 3] in [0, 1]
         image = ((pixels - 0.5) / 0.5).permute(2, 0, 1).to(self.device)  # [3, h, w] in [-1, 1]
-        clip = torch.zeros(1, 3, req.num_frames, height, width, device=self.device, dtype=self.dtype)
-        clip[:, :, 0] = image.to(self.dtype)
-        latents = self.vae.encode(clip)  # [1, 16, T, h/8, w/8]
-        mask = torch.zeros(1, 4, latents.shape[2], height // 8, width // 8, device=self.device, dtype=latents.dtype)
-        mask[:, :, 0] = 1
-        y = torch.cat([mask, latents], dim=1).to(self.dtype).repeat(req.num_samples, 1, 1, 1, 1)
-        return width, height, y
+        y = i2v_condition(self.vae, image, req.num_frames, self.dtype)
+        return width, height, y.repeat(req.num_samples, 1, 1, 1, 1)
 
     def _peak_memory(self) -> int:
         if self.device.type == "cuda":

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from engine.sampler import expert_for_steps, rcm_schedule, sample_rcm, trigflow_angles
-from tests.reference_data import FIXTURES, fixture
+from _reference import FIXTURES, fixture
 
 SCHEDULES = json.loads((FIXTURES / "rcm_schedules.json").read_text())["schedules"]
 
