@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from turbo_tui.config import CHECKPOINT_KEYS, Settings
@@ -90,24 +91,26 @@ def run_doctor(settings: Settings) -> int:
     else:
         console.print("CUDA: no GPU visible to torch; the engine runs on the CPU (the tiny model is the practical choice)")
 
-    from kernels.registry import available_backends
+    from kernels.registry import attention_backends, linear_backends
 
-    table = Table(title="backends")
+    table = Table(title="backends (fast kernels; the plain-torch reference always runs)")
     table.add_column("kind")
     table.add_column("backend")
     table.add_column("usable")
     table.add_column("why")
-    for kind, backends in available_backends().items():
+    for kind, backends in (("attention", attention_backends()), ("linear", linear_backends())):
         for name, (usable, reason) in backends.items():
-            table.add_row(kind, name, "[green]yes[/]" if usable else "[red]no[/]", reason)
+            table.add_row(kind, name, "[green]yes[/]" if usable else "[red]no[/]", escape(reason))
     console.print(table)
 
     ct = Table(title="checkpoints")
     for col in ("role", "path", "status"):
         ct.add_column(col)
-    for row in _checkpoint_rows(settings):
-        ct.add_row(*row)
+    for role, path, status in _checkpoint_rows(settings):
+        ct.add_row(role, escape(path), status)
     console.print(ct)
+    if settings.launch.model.startswith("tiny"):
+        console.print(f"{settings.launch.model} is built in: it needs none of these files.")
     return 0
 
 
