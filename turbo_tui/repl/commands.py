@@ -129,7 +129,7 @@ def cmd_show(state: ReplState, arg: str) -> None:
         value, default = getattr(req, name), getattr(defaults, name)
         table.add_row(
             "*" if value != default else "", name, escape(show_value(name, value, req)),
-            escape(show_value(name, default, defaults)),
+            escape(show_value(name, default, req)),
         )
     con.print(table)
     extra = []
@@ -159,6 +159,9 @@ def cmd_set(state: ReplState, arg: str) -> None:
         f"[bold]{escape(show_value(field, value, state.request))}[/]",
         highlight=False,
     )
+    if field == "image_path" and value and not state.launch.is_i2v:
+        state.console.print(f"[dim]note: {escape(state.launch.model)} is text-to-video; turns with an image need "
+                            "an I2V model (--model tiny-i2v or Wan2.2-A14B)[/]", highlight=False)
 
 
 @command("/reset", "/reset", "per-turn parameters back to the defaults (config file and flags included)")
