@@ -79,3 +79,10 @@ def test_flags_after_the_subcommand_and_before():
     t = s.default_turn("x")
     assert (t.seed, t.num_steps) == (7, 2)  # the subcommand's copy of --seed does not reset it
     assert s.launch.attention == "original"
+
+
+def test_sessions_help_reaches_its_own_parser(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["sessions", "--help"])
+    assert e.value.code == 0
+    assert "turbo-tui sessions" in capsys.readouterr().out

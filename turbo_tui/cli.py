@@ -132,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output .mp4 path (or folder); default: the current folder")
     g.add_argument("--no-session", action="store_true", help="do not record the turn in a session")
 
-    s = sub.add_parser("sessions", help="list, show, export, import, replay or delete sessions")
+    s = sub.add_parser("sessions", add_help=False, help="list, show, export, import, replay or delete sessions")
     s.add_argument("sessions_args", nargs=argparse.REMAINDER, help="see `turbo-tui sessions --help`")
 
     sub.add_parser("doctor", help="what this machine can run, and which checkpoints are configured")
@@ -142,7 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "sessions":  # its own parser reads everything after the word (--help too)
+        args.sessions_args = list(args.sessions_args) + extra
+    elif extra:
+        parser.error("unrecognized arguments: " + " ".join(extra))
     try:
         settings = apply_flags(load_settings(args.config), args)
         return _dispatch(args, settings)
