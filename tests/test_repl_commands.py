@@ -182,7 +182,7 @@ def test_completion(isolated: Path) -> None:
     link = SessionLink.open(settings.sessions_root, "comp")
     try:
         state = ReplState(settings=settings, console=Console(), engine=EngineHandle(settings.launch),
-                          store=link.store, session=link, request=settings.default_turn())
+                          session=link, request=settings.default_turn())
         assert _complete(state, "/") [:3] == ["/help", "/show", "/set"]
         assert _complete(state, "/re") == ["/reset", "/replay"]
         assert "sla_topk" in _complete(state, "/set s") and "seed" in _complete(state, "/set s")

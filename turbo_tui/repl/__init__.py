@@ -75,7 +75,6 @@ def run_repl(
         settings=settings,
         console=console,
         engine=EngineHandle(settings.launch, engine=engine),
-        store=link.store,
         session=link,
         request=settings.default_turn(),
         interactive=interactive,

@@ -21,6 +21,7 @@ from rich.markup import escape
 from engine.api import Engine, LaunchConfig, TurnRequest, open_engine
 from engine.errors import TurboError
 from turbo_tui.config import Settings, user_data_dir
+from turbo_tui.repl.sessionlink import SessionLink
 
 
 class EngineHandle:
@@ -108,8 +109,7 @@ class ReplState:
     settings: Settings
     console: Console
     engine: EngineHandle
-    store: Any  # sessions store (sessions package)
-    session: Any  # the open session
+    session: SessionLink  # the open session (and the store, for /session)
     request: TurnRequest  # the current per-turn parameters; its prompt is unused
     interactive: bool = True
     ask_paths: bool = True  # ask for the I2V image and output path after each prompt
