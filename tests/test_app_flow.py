@@ -172,4 +172,9 @@ async def test_resumed_session_shows_past_turns_and_palette_lists_actions(tmp_pa
         for a in ACTIONS:
             name = a.action.split("(")[0]
             assert hasattr(app, f"action_{name}"), name
+
+        # export (F8) writes a zip of the session under the exports folder
+        await pilot.press("f8")
+        await wait_for(pilot, lambda: list((tmp_path / "exports").glob("resume-*.zip")), timeout=30,
+                       what="the export")
     app.session.close()

@@ -140,6 +140,8 @@ class HistoryView(Vertical):
             parent = nodes.get(row.parent_id) if row.parent_id in ids else None
             node = (parent or tree.root).add(self._label(row), data=row, expand=True)
             nodes[row.id] = node
+        for node in nodes.values():
+            node.allow_expand = bool(node.children)
         target = nodes.get(select) if select is not None else None
         if target is None and visible:
             target = nodes[visible[-1].id]
