@@ -77,3 +77,19 @@ def test_cli_repl_batch(isolated: Path, capsys: pytest.CaptureFixture[str]) -> N
 
     assert main(["--session-dir", sessions, "repl", "--batch", str(isolated / "nope.txt")]) == 2
     assert "cannot read the batch file" in capsys.readouterr().out
+
+
+def test_turbo_tui_repl_reads_prompts_from_stdin(isolated: Path) -> None:
+    """The real command, as a script would run it: `turbo-tui repl < prompts.txt`."""
+    import subprocess
+
+    prompts = "/set seed 4\na green \\\nfrog\n/set num_steps 9\n"
+    cmd = [sys.executable, "-m", "turbo_tui.cli", "--session-dir", str(isolated / "sessions"),
+           "--session", "piped", "--num-frames", "1", "--num-steps", "1", "--aspect-ratio", "1:1", "repl"]
+    proc = subprocess.run(cmd, input=prompts, capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert proc.returncode == 1, proc.stdout + proc.stderr  # the bad /set fails the run
+    assert "✓ turn 1" in proc.stdout and "error: num_steps=9 is not allowed" in proc.stdout
+    with SessionStore(isolated / "sessions").open("piped", readonly=True) as session:
+        (turn,) = session.turns()
+        assert (turn.prompt, turn.status, turn.request["seed"]) == ("a green frog", "done", 4)
