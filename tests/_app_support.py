@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -40,12 +41,31 @@ def open_session(settings: Settings, name: str = "test"):
 
 
 class RecordingApp(TurboApp):
-    """The real app, also keeping every progress event it was sent (for assertions)."""
+    """The real app, also keeping every progress event it was sent (for assertions).
+
+    ``hold_after_step = n`` makes the worker wait, right after reporting denoise step n,
+    until the test sets ``release``: on a CPU the tiny model's steps take a fraction of
+    the time the UI needs to see an event, so a test pressing Esc "between steps" needs
+    the worker to pause there.  The engine itself is untouched.
+    """
 
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
         self.progress_events: list = []
         self.opened: list[str] = []
+        self.hold_after_step: int | None = None
+        self.held = threading.Event()
+        self.release = threading.Event()
+
+    def post_message(self, message) -> bool:
+        posted = super().post_message(message)
+        if (self.hold_after_step is not None and isinstance(message, GenerationProgress)
+                and message.event.stage == "denoise" and message.event.status == "step"
+                and message.event.step == self.hold_after_step
+                and threading.current_thread() is not threading.main_thread()):
+            self.held.set()
+            self.release.wait(timeout=60)
+        return posted
 
     def on_generation_progress(self, message: GenerationProgress) -> None:
         self.progress_events.append(message.event)

@@ -80,24 +80,31 @@ async def test_turn_end_to_end_then_fork(tmp_path):
         # the open-in-player key hands the mp4 to the opener
         await pilot.press("ctrl+o")
         assert app.opened == [child.video_paths[0]]
+
+        # replay the starred fork: a new linked turn with the same seed, and the same video
+        await generate(pilot, app, "ctrl+r")
+        replay = app.session.turns()[-1]
+        assert (replay.kind, replay.parent_id, replay.status) == ("replay", child.id, "done")
+        assert replay.turn_request().seed == 99
+        assert replay.replay_match is True
     app.session.close()
 
 
 async def test_cancel_mid_turn_keeps_earlier_turns(tmp_path):
-    # A bigger clip than FAST_TURN so that each step takes long enough to cancel within.
-    app = make_app(tmp_path, num_steps=4, num_frames=17, aspect_ratio="16:9")
+    app = make_app(tmp_path, num_steps=4)
+    app.hold_after_step = 1  # the worker pauses after step 1 until Esc has been pressed
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.engine is not None, what="the engine")
         await type_prompt(pilot, "a turn to cancel")
         await pilot.press("f5")
-        # Esc as soon as the engine reports the turn started: it stops before the next step.
-        await wait_for(pilot, lambda: bool(app.progress_events), what="the turn to start")
+        await wait_for(pilot, app.held.is_set, what="the first step")
         await pilot.press("escape")
+        app.release.set()
         await wait_idle(pilot, app)
         rows = app.query_one(HistoryView).rows
         assert [r.status for r in rows] == ["cancelled"]
         steps = [e.step for e in app.progress_events if e.stage == "denoise" and e.status == "step"]
-        assert not steps or max(steps) < 4
+        assert steps == [1]
         assert not any(e.stage == "write" for e in app.progress_events)
         assert "cancelled" in str(app.query_one("#progress-stage").render())
     app.session.close()
