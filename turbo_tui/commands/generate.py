@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
-import sys
 import tempfile
-from pathlib import Path
 from typing import Mapping
 
 from rich.console import Console
 
 from engine.api import ProgressEvent, open_engine
 from turbo_tui.config import Settings
+from turbo_tui.outputs import deliver
 
 
 def format_timings(timings: Mapping[str, float], total_s: float) -> str:
@@ -29,21 +26,6 @@ def progress_printer(console: Console):
         elif ev.status == "end":
             console.print(f"  [green]{ev.stage}[/] done in {ev.stage_s:.2f}s")
     return show
-
-
-def deliver(paths: list[str], out: str, move: bool) -> list[str]:
-    """Copy (or move) written videos to ``out``: a .mp4 path (samples get -1, -2 ...) or a folder."""
-    target = Path(os.path.expanduser(out))
-    placed = []
-    for n, src in enumerate(paths):
-        if target.suffix.lower() == ".mp4":
-            dst = target if n == 0 else target.with_name(f"{target.stem}-{n}{target.suffix}")
-        else:
-            dst = target / Path(src).name
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        (shutil.move if move else shutil.copy2)(src, dst)
-        placed.append(str(dst))
-    return placed
 
 
 def run_generate(settings: Settings, args: argparse.Namespace) -> int:

@@ -7,37 +7,17 @@ while the session (and the loaded models) stay.
 
 from __future__ import annotations
 
-import os
-import shutil
 import threading
-from pathlib import Path
 from typing import Any
 
 from rich.markup import escape
 
 from engine.api import TurnRequest, TurnResult
 from engine.errors import Cancelled, TurboError
+from turbo_tui.outputs import deliver
 from turbo_tui.repl.fields import show_value
 from turbo_tui.repl.progress import TurnProgress, format_timings
 from turbo_tui.repl.state import ReplState
-
-
-def deliver(paths: list[str] | tuple[str, ...], out: str) -> list[str]:
-    """Copy written videos to ``out``: an .mp4 path (extra samples get -1, -2 ...) or a folder."""
-    target = Path(os.path.expanduser(out))
-    placed = []
-    for n, src in enumerate(paths):
-        if target.suffix.lower() == ".mp4":
-            dst = target if n == 0 else target.with_name(f"{target.stem}-{n}{target.suffix}")
-        else:
-            dst = target / Path(src).name
-        try:
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dst)
-        except OSError as e:
-            raise TurboError(f"{dst}: cannot write the output copy ({e.strerror or e})") from None
-        placed.append(str(dst))
-    return placed
 
 
 def _generate(state: ReplState, request: TurnRequest, out_dir: str) -> TurnResult:
