@@ -84,3 +84,23 @@ def test_flags_after_the_subcommand_and_before():
 def test_sessions_help_reaches_its_own_parser(capsys):
     assert main(["sessions", "--help"]) == 0
     assert "turbo-tui sessions" in capsys.readouterr().out
+
+
+def test_doctor_checks_checkpoint_files_and_size_class(tmp_path):
+    from turbo_tui.commands.doctor import _checkpoint_rows
+
+    dit = tmp_path / "TurboWan2.1-T2V-1.3B-480P.pth"
+    with open(dit, "wb") as f:  # a sparse file of the published bf16 size: costs no disk
+        f.truncate(2_840_000_000)
+    vae = tmp_path / "Wan2.1_VAE.pth"
+    vae.write_bytes(b"x" * 100)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[engine]\nmodel = "Wan2.1-1.3B"\n[checkpoints]\ndit = "{dit}"\nvae = "{vae}"\n'
+                   f'text_encoder = "{tmp_path / "missing.pth"}"\n')
+    from turbo_tui.config import load_settings
+
+    rows = {role: status for role, _, status in _checkpoint_rows(load_settings(cfg))}
+    assert "1.3B bf16" in rows["dit"]
+    assert "unexpected size" in rows["vae"]
+    assert "not found" in rows["text_encoder"]
+    assert rows["high_noise"] == "not configured"
