@@ -50,6 +50,43 @@ def rms_norm_reference(x: torch.Tensor, weight: torch.Tensor, eps: float = 1e-6,
     return h.to(x.dtype) * weight.to(x.dtype)
 
 
+def rms_norm_rope_reference(
+    x: torch.Tensor, weight: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, num_heads: int, eps: float = 1e-6
+) -> torch.Tensor:
+    """Fast RMSNorm over the full width, rounded to x's dtype, then RoPE in float32 (the DiT's order).
+
+    x: [B, L, C]; cos, sin: float32 [L, D/2] -> [B, L, H, D] in x's dtype; pairs (2i, 2i+1) rotate by angle i.
+    """
+    B, L, C = x.shape
+    h = rms_norm_reference(x, weight, eps, fast=True).float().view(B, L, num_heads, -1, 2)
+    x0, x1 = h[..., 0], h[..., 1]  # [B, L, H, D/2]
+    c, s = cos[None, :, None, :], sin[None, :, None, :]
+    return torch.stack([x0 * c - x1 * s, x0 * s + x1 * c], dim=-1).flatten(3).to(x.dtype)
+
+
+def residual_layer_norm_reference(
+    x: torch.Tensor, y: torch.Tensor, gate: torch.Tensor | None, shift: torch.Tensor | None,
+    scale: torch.Tensor | None, eps: float = 1e-6, *, affine: bool = False, norm: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The DiT block's residual step followed by its next norm, as separate torch ops.
+
+    x_new = x + y * gate.to(x.dtype) (rounded like torch: product, then sum, in x's dtype; no gate:
+    x + y); h = LN(x_new) * (1 + scale) + shift, or with ``affine`` LN(x_new) * scale + shift (norm3's
+    weight and bias), in float32, cast to x's dtype.  Returns (x_new, h) (h None if not ``norm``).
+    """
+    x_new = x + (y * gate.to(x.dtype) if gate is not None else y)
+    if not norm:
+        return x_new, None
+    if not affine:
+        return x_new, layer_norm_modulate_reference(x_new, shift, scale, eps)
+    h = F.layer_norm(x_new.float(), (x_new.shape[-1],), eps=eps)
+    return x_new, (h * scale.float() + shift.float()).to(x.dtype)
+
+
+def channel_rms_silu_reference(x: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
+    """The Wan VAE's RMSNorm over channels (dim 1) and the SiLU after it: silu(normalize(x) * sqrt(C) * gamma)."""
+    return F.silu(F.normalize(x, dim=1) * x.shape[1] ** 0.5 * gamma)
+
 
 # ----------------------------------------------------------------------------------------
 # Triton kernels (defined only where triton imports; compiled on first launch).
@@ -94,6 +131,85 @@ if HAS_TRITON:
         rstd = tl.math.rsqrt(tl.sum(x * x, axis=1) / C + eps)
         w = tl.load(W + cols, mask=cols < C, other=0.0).to(tl.float32)
         tl.store(Y + off, (x * rstd[:, None] * w[None, :]).to(Y.dtype.element_ty), mask=mask)
+
+    @triton.jit
+    def _rms_norm_rope_kernel(X, W, COS, SIN, Y, R, L, C, stride_x, stride_y, eps,
+                              HALF_D: tl.constexpr, ROWS: tl.constexpr, BLOCK_C: tl.constexpr):
+        """ROWS rows of x [R = B*L, C] (row stride ``stride_x``): RMSNorm (float32, weight, rounded
+        to the output dtype like the unfused path), then RoPE on the pairs (2i, 2i+1) of each head."""
+        rows = tl.program_id(0) * ROWS + tl.arange(0, ROWS)
+        cols = tl.arange(0, BLOCK_C)
+        mask = (rows < R)[:, None] & (cols < C)[None, :]
+        r64 = rows.to(tl.int64)[:, None]
+        x = tl.load(X + r64 * stride_x + cols[None, :], mask=mask, other=0.0).to(tl.float32)
+        rstd = tl.math.rsqrt(tl.sum(x * x, axis=1) / C + eps)
+        w = tl.load(W + cols, mask=cols < C, other=0.0).to(tl.float32)
+        h = (x * rstd[:, None] * w[None, :]).to(Y.dtype.element_ty).to(tl.float32)
+        h0, h1 = tl.split(tl.reshape(h, (ROWS, BLOCK_C // 2, 2)))  # [ROWS, BLOCK_C/2] each
+        pair = tl.arange(0, BLOCK_C // 2)
+        pmask = (rows < R)[:, None] & (pair < C // 2)[None, :]
+        a_off = (rows % L).to(tl.int64)[:, None] * HALF_D + (pair % HALF_D)[None, :]
+        c = tl.load(COS + a_off, mask=pmask, other=0.0)
+        s = tl.load(SIN + a_off, mask=pmask, other=0.0)
+        out = tl.reshape(tl.join(h0 * c - h1 * s, h0 * s + h1 * c), (ROWS, BLOCK_C))
+        tl.store(Y + r64 * stride_y + cols[None, :], out.to(Y.dtype.element_ty), mask=mask)
+
+    @triton.jit
+    def _residual_ln_kernel(
+        X, Yin, G, SHIFT, SCALE, XO, H, R, L, C, eps, stride_g, stride_shift, stride_scale,
+        HAS_GATE: tl.constexpr, HAS_SHIFT: tl.constexpr, HAS_SCALE: tl.constexpr, AFFINE: tl.constexpr,
+        NORM: tl.constexpr, ROWS: tl.constexpr, BLOCK_C: tl.constexpr,
+    ):
+        """x_new = x + y * gate (rounded as torch rounds: gate, product and sum each to x's dtype),
+        then optionally LayerNorm(x_new) * (1 + scale) + shift (AFFINE: * scale + shift)."""
+        rows = tl.program_id(0) * ROWS + tl.arange(0, ROWS)
+        cols = tl.arange(0, BLOCK_C)
+        rmask = rows < R
+        cmask = cols < C
+        mask = rmask[:, None] & cmask[None, :]
+        off = rows.to(tl.int64)[:, None] * C + cols[None, :]
+        b = (rows // L).to(tl.int64)
+        x = tl.load(X + off, mask=mask, other=0.0).to(tl.float32)
+        y = tl.load(Yin + off, mask=mask, other=0.0).to(tl.float32)
+        if HAS_GATE:
+            g = tl.load(G + b[:, None] * stride_g + cols[None, :], mask=mask, other=0.0)
+            g = g.to(XO.dtype.element_ty).to(tl.float32)
+            y = (y * g).to(XO.dtype.element_ty).to(tl.float32)
+        xn = (x + y).to(XO.dtype.element_ty)
+        tl.store(XO + off, xn, mask=mask)
+        if NORM:
+            xf = xn.to(tl.float32)
+            mean = tl.sum(xf, axis=1) / C
+            xc = tl.where(mask, xf - mean[:, None], 0.0)
+            rstd = tl.math.rsqrt(tl.sum(xc * xc, axis=1) / C + eps)
+            h = xc * rstd[:, None]
+            if HAS_SCALE:
+                sc = tl.load(SCALE + b[:, None] * stride_scale + cols[None, :], mask=mask, other=0.0).to(tl.float32)
+                if AFFINE:
+                    h = h * sc
+                else:
+                    h = h * (1.0 + sc)
+            if HAS_SHIFT:
+                sh = tl.load(SHIFT + b[:, None] * stride_shift + cols[None, :], mask=mask, other=0.0)
+                h = h + sh.to(tl.float32)
+            tl.store(H + off, h.to(H.dtype.element_ty), mask=mask)
+
+    @triton.jit
+    def _channel_rms_silu_kernel(X, GAMMA, Y, C, S, stride_b, stride_c, stride_s, scale,
+                                 BLOCK_C: tl.constexpr, BLOCK_S: tl.constexpr):
+        """BLOCK_S positions of x viewed as [B, C, S] (any strides): x / max(||x||_C, 1e-12) *
+        sqrt(C) * gamma, then SiLU, in float32, cast once.  Output has x's strides."""
+        s_idx = tl.program_id(0) * BLOCK_S + tl.arange(0, BLOCK_S)
+        cols = tl.arange(0, BLOCK_C)
+        mask = (cols < C)[:, None] & (s_idx < S)[None, :]
+        off = tl.program_id(1).to(tl.int64) * stride_b + cols.to(tl.int64)[:, None] * stride_c \
+            + s_idx.to(tl.int64)[None, :] * stride_s
+        x = tl.load(X + off, mask=mask, other=0.0).to(tl.float32)  # [BLOCK_C, BLOCK_S]
+        inv = 1.0 / tl.maximum(tl.sqrt(tl.sum(x * x, axis=0)), 1e-12)
+        gm = tl.load(GAMMA + cols, mask=cols < C, other=0.0).to(tl.float32)
+        h = x * inv[None, :] * scale * gm[:, None]
+        h = h / (1.0 + tl.exp(-h))
+        tl.store(Y + off, h.to(Y.dtype.element_ty), mask=mask)
 
 
 # ----------------------------------------------------------------------------------------
@@ -158,3 +274,73 @@ def rms_norm(x, weight, eps: float = 1e-6, fast: bool = True):
         )
         return y
     return rms_norm_reference(x, weight, eps, fast)
+
+
+def rms_norm_rope(x, weight, cos, sin, num_heads: int, eps: float = 1e-6, out=None):
+    """Fast RMSNorm over the full width fused with RoPE: x [B, L, C] (rows may be strided, e.g. a
+    slice of a fused q/k/v output) -> [B, L, H, D].  ``out`` ([B, L, C]-shaped, may alias x) receives
+    the result on the Triton path; elsewhere the reference runs and ``out`` is ignored."""
+    B, L, C = x.shape
+    if triton_usable(x) and x.stride(-1) == 1 and x.stride(0) == L * x.stride(1):
+        if out is None:
+            out = torch.empty(B, L, C, device=x.device, dtype=x.dtype)
+        block_c, rows, warps = _row_block(C)
+        R = B * L
+        _rms_norm_rope_kernel[(triton.cdiv(R, rows),)](
+            x, weight.contiguous(), cos.contiguous(), sin.contiguous(), out, R, L, C, x.stride(1), out.stride(1),
+            eps, HALF_D=C // num_heads // 2, ROWS=rows, BLOCK_C=block_c, num_warps=warps,
+        )
+        return out.view(B, L, num_heads, C // num_heads) if out.is_contiguous() else \
+            out.unflatten(-1, (num_heads, C // num_heads))
+    return rms_norm_rope_reference(x, weight, cos, sin, num_heads, eps)
+
+
+def residual_layer_norm(x, y, gate, shift, scale, eps: float = 1e-6, *, affine: bool = False, norm: bool = True):
+    """Fused residual step + next norm of the DiT block (see :func:`residual_layer_norm_reference`).
+
+    x, y: [B, L, C] in the model dtype; gate, shift, scale: [B or 1, 1, C] or None.
+    Returns (x_new, h); one read of x and y, one write of each output on the Triton path.
+    """
+    if triton_usable(x) and x.dim() == 3 and y.shape == x.shape:
+        B, L, C = x.shape
+        g, s_g = _per_batch(gate, B, C)
+        sh, s_sh = _per_batch(shift, B, C)
+        sc, s_sc = _per_batch(scale, B, C)
+        if g is not False and sh is not False and sc is not False:
+            xc, yc = x.contiguous(), y.contiguous()
+            x_new = torch.empty_like(xc)
+            h = torch.empty_like(xc) if norm else x_new
+            block_c, rows, warps = _row_block(C)
+            R = B * L
+            _residual_ln_kernel[(triton.cdiv(R, rows),)](
+                xc, yc, g if g is not None else xc, sh if sh is not None else xc, sc if sc is not None else xc,
+                x_new, h, R, L, C, eps, s_g, s_sh, s_sc,
+                HAS_GATE=g is not None, HAS_SHIFT=sh is not None, HAS_SCALE=sc is not None, AFFINE=affine,
+                NORM=norm, ROWS=rows, BLOCK_C=block_c, num_warps=warps,
+            )
+            return x_new, (h if norm else None)
+    return residual_layer_norm_reference(x, y, gate, shift, scale, eps, affine=affine, norm=norm)
+
+
+def channel_rms_silu(x: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
+    """The VAE's channel RMSNorm + SiLU in one pass on CUDA (contiguous or channels-last 3-D
+    input; the output keeps the layout), the reference elsewhere.  x: [B, C, T, H, W]."""
+    if triton_usable(x) and x.dim() == 5:
+        B, C = x.shape[:2]
+        S = x.shape[2] * x.shape[3] * x.shape[4]
+        if x.is_contiguous():
+            sb, sc, ss = x.stride(0), x.stride(1), 1
+        elif x.is_contiguous(memory_format=torch.channels_last_3d):
+            sb, sc, ss = x.stride(0), 1, C
+        else:
+            x = x.contiguous()
+            sb, sc, ss = x.stride(0), x.stride(1), 1
+        y = torch.empty_like(x)  # preserves the layout
+        block_c = triton.next_power_of_2(C)
+        block_s = max(16, 8192 // block_c)
+        _channel_rms_silu_kernel[(triton.cdiv(S, block_s), B)](
+            x, gamma.reshape(-1).contiguous(), y, C, S, sb, sc, ss, float(C) ** 0.5,
+            BLOCK_C=block_c, BLOCK_S=block_s, num_warps=8,
+        )
+        return y
+    return channel_rms_silu_reference(x, gamma)

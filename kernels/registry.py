@@ -10,6 +10,7 @@ at import; each call looks again.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 
 import torch
@@ -73,3 +74,24 @@ def linear_backends() -> dict[str, tuple[bool, str]]:
     """The linear subset of :func:`available_backends`."""
     allb = available_backends()
     return {k: allb[k] for k in LINEAR_BACKENDS}
+
+
+@contextlib.contextmanager
+def reference_only():
+    """Inside this block every kernel launcher runs its plain-torch reference, also on CUDA (the
+    engine's fused DiT path is off too, since it asks ``kernels.norms.triton_usable``).  For
+    benchmarks and tests that compare the fast path with the plain reference on the same GPU.
+    Not thread-safe: it flips each kernel module's ``HAS_TRITON`` for the duration."""
+    import kernels.int8
+    import kernels.norms
+    import kernels.sla
+
+    mods = (kernels.int8, kernels.norms, kernels.sla)
+    saved = [m.HAS_TRITON for m in mods]
+    try:
+        for m in mods:
+            m.HAS_TRITON = False
+        yield
+    finally:
+        for m, v in zip(mods, saved):
+            m.HAS_TRITON = v

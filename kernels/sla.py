@@ -402,7 +402,8 @@ def _quantize_blocks(x: torch.Tensor, blk: int, mean: torch.Tensor | None):
     """int8 copy of x [B, L, H, D] with one scale per (batch, head, blk rows); x - mean first."""
     B, L, H, D = x.shape
     nb = triton.cdiv(L, blk)
-    xq = torch.empty(x.shape, device=x.device, dtype=torch.int8)
+    # The kernels index xq with x's strides (x may be a q/k slice of a fused [B, L, 3C] tensor).
+    xq = torch.empty_strided(x.shape, x.stride(), device=x.device, dtype=torch.int8)
     xs = torch.empty(B * H, nb, device=x.device, dtype=torch.float32)
     _quant_blocks_kernel[(nb, B * H)](
         x, xq, xs, mean if mean is not None else xs, x.stride(0), x.stride(1), x.stride(2),

@@ -100,3 +100,60 @@ def test_registry_lists_every_backend_with_reasons():
     if not torch.cuda.is_available():
         for name in ("sla", "sagesla", "int8"):
             assert av[name] == (False, "no CUDA GPU (CPU runs the plain-torch reference)")
+
+
+# -- fused DiT-block helpers (kernels/norms.py): references equal the unfused op sequences -----
+
+def test_rms_norm_rope_reference_equals_norm_then_rope():
+    from engine.models.wan_dit import apply_rope
+
+    g = torch.Generator().manual_seed(3)
+    B, L, H, D = 1, 50, 2, 16
+    x = torch.randn(B, L, H * D, generator=g)
+    w = 1 + 0.1 * torch.randn(H * D, generator=g)
+    ang = torch.rand(L, D // 2, generator=g) * 3
+    cos, sin = torch.cos(ang), torch.sin(ang)
+    want = apply_rope(norms.rms_norm_reference(x, w).view(B, L, H, D), cos, sin)
+    assert torch.equal(norms.rms_norm_rope(x, w, cos, sin, H), want)
+
+
+def test_residual_layer_norm_reference_matches_block_ops():
+    g = torch.Generator().manual_seed(4)
+    x, y = torch.randn(2, 20, 64, generator=g), torch.randn(2, 20, 64, generator=g)
+    gate, shift, scale = (torch.randn(2, 1, 64, generator=g) for _ in range(3))
+    x_new, h = norms.residual_layer_norm(x, y, gate, shift, scale)
+    assert torch.equal(x_new, x + y * gate)
+    assert torch.equal(h, norms.layer_norm_modulate_reference(x + y * gate, shift, scale))
+    w, b = 1 + 0.1 * torch.randn(64, generator=g), 0.1 * torch.randn(64, generator=g)
+    _, h3 = norms.residual_layer_norm(x, y, None, b.view(1, 1, -1), w.view(1, 1, -1), affine=True)
+    assert torch.allclose(h3, torch.nn.functional.layer_norm(x + y, (64,), w, b, eps=1e-6), atol=1e-5)
+    assert norms.residual_layer_norm(x, y, gate, None, None, norm=False)[1] is None
+
+
+def test_fused_block_path_matches_plain_block_on_cpu():
+    """The CUDA block path (fused q/k/v, residual+norm steps) run through the references on CPU."""
+    from engine import loading
+    from engine.configs import get_preset
+
+    cfg = get_preset("tiny").dit
+    for quant in (False, True):
+        m = loading.build_random_dit(cfg, 5, attention="sla", quant_linear=quant, device="cpu")
+        sd_before = {k: v.clone() for k, v in m.state_dict().items()}
+        assert m.fuse_qkv_() is m
+        sd_after = m.state_dict()
+        assert list(sd_after) == list(sd_before)
+        assert all(torch.equal(sd_after[k], v) for k, v in sd_before.items())
+        attn = m.blocks[0].self_attn
+        assert attn._fused_valid()
+        g = torch.Generator().manual_seed(6)
+        x = torch.randn(1, 130, cfg.dim, generator=g)
+        e0 = torch.randn(1, 6, cfg.dim, generator=g)
+        ctx = torch.randn(1, 7, cfg.dim, generator=g)
+        ang = torch.rand(130, cfg.head_dim // 2, generator=g)
+        args = (x, e0, ctx, torch.cos(ang), torch.sin(ang), 0.5)
+        with torch.no_grad():
+            plain = m.blocks[0](*args)
+            fused = m.blocks[0](*args, fused=True)
+        assert (fused - plain).norm() / plain.norm() < 1e-5
+        m.to(torch.float64)  # moving/casting re-fuses (the q/k/v tensors stay slices of one)
+        assert attn._fused_valid()
