@@ -205,12 +205,21 @@ def load_dit(
             continue
         out[name] = sd[name].to(device=device, dtype=ref.dtype)
     model.load_state_dict(out, strict=True, assign=True)
+    del out
     model.requires_grad_(False)
     model.eval()
+    _fuse_for_device(model, device)
     model.load_notes = notes
     for note in notes:
         log.info("%s: %s", path, note)
     return model
+
+
+def _fuse_for_device(model: WanDiT, device: torch.device) -> None:
+    """On CUDA, q/k/v of every self-attention share one [3C, C] weight (one GEMM; names unchanged).
+    CPU models stay unfused so the CPU path is exactly the reference's op sequence."""
+    if device.type == "cuda":
+        model.fuse_qkv_()
 
 
 # ---------------------------------------------------------------------------
@@ -341,6 +350,7 @@ def build_random_dit(
     dtypes (works for the 14B shapes on a GPU).  Values depend on (seed, name, device)."""
     model = _meta_dit(cfg, attention, quant_linear, fast_norm, _as_dtype(dtype))
     model = _materialize(model, device, seed)
+    _fuse_for_device(model, torch.device(device))
     model.load_notes = [f"random weights (seed {seed})"]
     return model
 

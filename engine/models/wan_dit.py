@@ -21,7 +21,8 @@ from torch import nn
 from engine.configs import DiTConfig
 from engine.models.attention import AttnOp, dense_attention
 from engine.models.int8_linear import Int8Linear
-from kernels.norms import layer_norm_modulate, rms_norm
+from kernels.int8 import int8_linear
+from kernels.norms import layer_norm_modulate, residual_layer_norm, rms_norm, rms_norm_rope, triton_usable
 
 DEFAULT_SLA_TOPK = 0.1  # reference CLI default --sla_topk (FORMATS.md section 4)
 ROPE_THETA = 10000.0  # VideoRopePosition3DEmb, no NTK extrapolation
@@ -144,14 +145,87 @@ class SelfAttention(nn.Module):
         self.norm_q = RMSNorm(dim, eps, fast_norm)
         self.norm_k = RMSNorm(dim, eps, fast_norm)
         self.attn_op = AttnOp(attention, self.head_dim)
+        # {tensor name: [3C, ...]} whose row slices ARE q/k/v's tensors (see fuse_qkv_); not in
+        # the state dict, so the checkpoint names stay q.*, k.*, v.*.
+        self._fused_qkv: dict[str, torch.Tensor] | None = None
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, topk: float) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, topk: float,
+                fused: bool = False) -> torch.Tensor:
+        if fused:
+            return self._forward_fused(x, cos, sin, topk)
         B, L, _ = x.shape
         heads = (B, L, self.num_heads, self.head_dim)
         q = self.norm_q(self.q(x)).view(heads)  # [B, L, H, D]
         k = self.norm_k(self.k(x)).view(heads)
         v = self.v(x).view(heads)
         out = self.attn_op(apply_rope(q, cos, sin), apply_rope(k, cos, sin), v, topk)  # [B, L, H, D]
+        return self.o(out.flatten(2))
+
+    # -- fused CUDA path: one q/k/v GEMM, RMSNorm + RoPE in one kernel, written in place --------
+
+    def fuse_qkv_(self) -> bool:
+        """Put q, k, v's weights (and int8 scales, biases) into one [3C, ...] tensor each and make the
+        three layers' tensors row slices of it, so one GEMM computes q, k and v.  State-dict names
+        and values are unchanged; ``load_state_dict`` copies into the slices.  Returns success."""
+        lin = (self.q, self.k, self.v)
+        names = ("weight", "bias") if isinstance(self.q, nn.Linear) else ("int8_weight", "scale", "bias")
+        if isinstance(self.q, Int8Linear) and self.q.out_features % 128:
+            return False  # scale rows (128-row tiles) would not split at the q/k/v boundaries
+        parts = {n: [getattr(m, n) for m in lin] for n in names}
+        if any(p is None or p.is_meta for ps in parts.values() for p in ps):
+            return False
+        fused = {}
+        for n, ps in parts.items():
+            t = torch.cat([p.detach() for p in ps], dim=0)
+            rows = ps[0].shape[0]
+            for i, m in enumerate(lin):
+                view = t[i * rows:(i + 1) * rows]
+                if n in m._parameters:
+                    m._parameters[n] = nn.Parameter(view, requires_grad=False)
+                else:
+                    m._buffers[n] = view
+            fused[n] = t
+        self._fused_qkv = fused
+        return True
+
+    def _apply(self, fn, recurse=True):
+        # .to(device) etc. replace each tensor separately, which would break the sharing: re-fuse.
+        was_fused, self._fused_qkv = self._fused_qkv is not None, None
+        out = super()._apply(fn, recurse)
+        if was_fused:
+            self.fuse_qkv_()
+        return out
+
+    def _fused_valid(self) -> bool:
+        f = self._fused_qkv
+        if not f:
+            return False
+        for n, t in f.items():
+            rows = t.shape[0] // 3
+            for i, m in enumerate((self.q, self.k, self.v)):
+                if getattr(m, n).data_ptr() != t[i * rows].data_ptr():
+                    return False
+        return True
+
+    def _qkv(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, L, 3C] = [q | k | v] projections, by one GEMM when fused."""
+        if self._fused_valid():
+            f = self._fused_qkv
+            if isinstance(self.q, Int8Linear):
+                return int8_linear(x, f["int8_weight"], f["scale"], f["bias"])
+            return F.linear(x, f["weight"], f["bias"])
+        return torch.cat([self.q(x), self.k(x), self.v(x)], dim=-1)
+
+    def _forward_fused(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, topk: float) -> torch.Tensor:
+        B, L, C = x.shape
+        qkv = self._qkv(x)  # [B, L, 3C]
+        # RMSNorm + RoPE of q and k in place, so q, k, v stay views with equal strides  [B, L, H, D]
+        q = rms_norm_rope(qkv[..., :C], self.norm_q.weight, cos, sin, self.num_heads, self.norm_q.eps,
+                          out=qkv[..., :C])
+        k = rms_norm_rope(qkv[..., C:2 * C], self.norm_k.weight, cos, sin, self.num_heads, self.norm_k.eps,
+                          out=qkv[..., C:2 * C])
+        v = qkv[..., 2 * C:].unflatten(-1, (self.num_heads, self.head_dim))
+        out = self.attn_op(q, k, v, topk)  # [B, L, H, D]
         return self.o(out.flatten(2))
 
 
@@ -193,8 +267,10 @@ class WanBlock(nn.Module):
         )
         self.modulation = nn.Parameter(torch.zeros(1, 6, cfg.dim))
 
-    def forward(self, x, e0, context, cos, sin, topk: float) -> torch.Tensor:
+    def forward(self, x, e0, context, cos, sin, topk: float, fused: bool = False) -> torch.Tensor:
         """x: [B, L, C] (model dtype); e0: float32 [B, 6, C]; context: [B, 512, C]."""
+        if fused:
+            return self._forward_fused(x, e0, context, cos, sin, topk)
         # float32 modulation, as the reference's autocast(float32): six chunks of [B, 1, C]
         m = (self.modulation.float() + e0).chunk(6, dim=1)
         h = layer_norm_modulate(x, m[0], m[1], self.eps)  # LN(x) * (1 + m1) + m0, in x's dtype
@@ -202,6 +278,20 @@ class WanBlock(nn.Module):
         x = x + self.cross_attn(self.norm3(x), context)
         h = layer_norm_modulate(x, m[3], m[4], self.eps)
         x = x + self.ffn(h) * m[5].to(x.dtype)
+        return x
+
+    def _forward_fused(self, x, e0, context, cos, sin, topk: float) -> torch.Tensor:
+        """The same block on CUDA: each residual add is fused with the norm after it (same roundings)."""
+        m = (self.modulation.float() + e0).chunk(6, dim=1)
+        h = layer_norm_modulate(x, m[0], m[1], self.eps)
+        y = self.self_attn(h, cos, sin, topk, fused=True)
+        n3 = self.norm3  # LN(x) * weight + bias in float32: the AFFINE mode of the fused kernel
+        x, h = residual_layer_norm(x, y, m[2], n3.bias.view(1, 1, -1), n3.weight.view(1, 1, -1), n3.eps,
+                                   affine=True)
+        y = self.cross_attn(h, context)
+        x, h = residual_layer_norm(x, y, None, m[3], m[4], self.eps)
+        y = self.ffn(h)
+        x, _ = residual_layer_norm(x, y, m[5], None, None, self.eps, norm=False)
         return x
 
 
@@ -243,6 +333,9 @@ class WanDiT(nn.Module):
         self.quant_linear = quant_linear
         self.fast_norm = fast_norm
         self.sla_topk = DEFAULT_SLA_TOPK
+        # CUDA: fused block path (fused q/k/v GEMM, RMSNorm+RoPE, residual+norm kernels); False
+        # runs the plain block (benchmarks compare both).  Off CUDA the plain block always runs.
+        self.fused = True
         self.load_notes: list[str] = []  # what engine.loading adapted, for the UI to show
         kt, kh, kw = cfg.patch_size
         self.patch_embedding = nn.Linear(cfg.in_dim * kt * kh * kw, cfg.dim)
@@ -253,6 +346,12 @@ class WanDiT(nn.Module):
         self.time_projection = nn.Sequential(nn.SiLU(), nn.Linear(cfg.dim, cfg.dim * 6))
         self.blocks = nn.ModuleList(WanBlock(cfg, attention, quant_linear, fast_norm) for _ in range(cfg.num_layers))
         self.head = Head(cfg)
+
+    def fuse_qkv_(self) -> "WanDiT":
+        """Fuse every self-attention's q/k/v weights for one GEMM (see SelfAttention.fuse_qkv_)."""
+        for block in self.blocks:
+            block.self_attn.fuse_qkv_()
+        return self
 
     @property
     def dtype(self) -> torch.dtype:
@@ -334,8 +433,9 @@ class WanDiT(nn.Module):
         cos, sin = torch.cos(angles), torch.sin(angles)
 
         # 6. blocks  [B, L, C]
+        fused = self.fused and self.fast_norm and triton_usable(x)
         for block in self.blocks:
-            x = block(x, e0, context, cos, sin, topk)
+            x = block(x, e0, context, cos, sin, topk, fused=fused)
 
         # 7. head (uses e, not e0)  float32 [B, L, out_dim*kt*kh*kw]
         out = self.head(x, e)
