@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.configs import VAEConfig
+from kernels.norms import channel_rms_silu, triton_usable
 
 # Per-channel statistics of the Wan2.1 latent space (FORMATS.md section 6; the reference's
 # ``rcm/tokenizers/wan2pt1.py::Wan2pt1VAEInterface``, same numbers as Wan2.1 ``wan/vae.py``).
@@ -85,6 +86,12 @@ class CausalConv3d(nn.Conv3d):
             cache.put(self, stream[:, :, -t_pad:])
             t_pad -= stream.shape[2] - x.shape[2]
             x = stream
+        if x.is_cuda:
+            # Spatial zero padding inside the convolution (one copy of the chunk fewer).
+            if t_pad:
+                x = F.pad(x, (0, 0, 0, 0, t_pad, 0))
+            pw, _, ph, _ = self.space_pad
+            return F.conv3d(x, self.weight, self.bias, self.stride, (0, ph, pw))
         x = F.pad(x, (*self.space_pad, t_pad, 0))
         return super().forward(x)
 
@@ -120,6 +127,11 @@ class ResidualBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, cache: CausalCache) -> torch.Tensor:
         h = self.shortcut(x)
+        if triton_usable(x):
+            # CUDA: each RMSNorm + SiLU pair in one pass (float32 inside, one rounding)
+            r = self.residual
+            x = r[2](channel_rms_silu(x, r[0].gamma), cache)
+            return r[6](channel_rms_silu(x, r[3].gamma), cache) + h
         for layer in self.residual:
             x = layer(x, cache) if isinstance(layer, CausalConv3d) else layer(x)
         return x + h
@@ -197,8 +209,15 @@ class Resample(nn.Module):
 
 
 def _run(layers: nn.Sequential, x: torch.Tensor, cache: CausalCache) -> torch.Tensor:
-    for layer in layers:
-        if isinstance(layer, (ResidualBlock, AttentionBlock, Resample, CausalConv3d)):
+    skip_silu = False
+    for i, layer in enumerate(layers):
+        if skip_silu:
+            skip_silu = False
+            continue
+        if (isinstance(layer, RMSNorm) and i + 1 < len(layers) and isinstance(layers[i + 1], nn.SiLU)
+                and x.dim() == 5 and triton_usable(x)):
+            x, skip_silu = channel_rms_silu(x, layer.gamma), True
+        elif isinstance(layer, (ResidualBlock, AttentionBlock, Resample, CausalConv3d)):
             x = layer(x, cache)
         else:
             x = layer(x)
@@ -278,6 +297,18 @@ class WanVAE(nn.Module):
         self.conv1 = CausalConv3d(cfg.z_dim * 2, cfg.z_dim * 2, 1)
         self.conv2 = CausalConv3d(cfg.z_dim, cfg.z_dim, 1)
         self.decoder = Decoder3d(cfg)
+        self.channels_last = False  # see to_channels_last_()
+
+    def to_channels_last_(self) -> "WanVAE":
+        """Hold the 3-D conv weights channels-last and decode in that layout (faster cuDNN kernels
+        on GPUs; the values are the same).  The state dict keeps its names and shapes."""
+        for m in self.modules():
+            if isinstance(m, nn.Conv3d):
+                m.weight.data = m.weight.data.contiguous(memory_format=torch.channels_last_3d)
+            elif isinstance(m, nn.Conv2d):
+                m.weight.data = m.weight.data.contiguous(memory_format=torch.channels_last)
+        self.channels_last = True
+        return self
 
     def _stats(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(mean, 1/std) as [1, Z, 1, 1, 1] on ``like``'s device and dtype."""
@@ -315,9 +346,20 @@ class WanVAE(nn.Module):
         """
         if latent.ndim != 5 or latent.shape[1] != self.z_dim:
             raise ValueError(f"expected latent [B, {self.z_dim}, T, h, w], got {tuple(latent.shape)}")
+        return torch.cat(list(self.decode_chunks(latent)), dim=2)
+
+    @torch.no_grad()
+    def decode_chunks(self, latent: torch.Tensor):
+        """Yield the decoded video one latent frame at a time: [B, 3, 1, H, W], then [B, 3, 4, H, W]
+        chunks (what :meth:`decode` concatenates), so a caller can consume frames while the GPU
+        decodes the next chunk."""
+        if latent.ndim != 5 or latent.shape[1] != self.z_dim:
+            raise ValueError(f"expected latent [B, {self.z_dim}, T, h, w], got {tuple(latent.shape)}")
         z = latent.to(self.conv2.weight.dtype)
         mean, inv_std = self._stats(z)
         x = self.conv2(z / inv_std + mean)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last_3d)
         cache = CausalCache()
-        frames = [self.decoder(x[:, :, i: i + 1], cache) for i in range(x.shape[2])]
-        return torch.cat(frames, dim=2)
+        for i in range(x.shape[2]):
+            yield self.decoder(x[:, :, i: i + 1], cache)
