@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import resource
 import threading
 import time
@@ -30,10 +31,12 @@ from engine.models.tokenizer import load_tokenizer
 from engine.models.umt5 import encode_text
 from engine.preview import make_preview
 from engine.sampler import expert_for_steps, rcm_schedule, sample_rcm
-from engine.video import to_uint8_frames, unique_path, write_mp4, write_png
+from engine.video import FPS, to_uint8_frames, unique_path, write_mp4, write_png
 
 PROMPT_CACHE_SIZE = 32
+TIME_UPSAMPLE = 4  # video frames per latent frame after the first (the VAE's temporal stride)
 TINY_SEED = 20251218  # fixed seed of the built-in random-weight tiny models
+VAE_CHANNELS_LAST = True  # on CUDA (measured: see BENCHMARKS.md "Full-size turn")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -83,6 +86,77 @@ def denoise(
                       on_step=on_step, before_step=before_step)
 
 
+def to_uint8_frames_torch(video: torch.Tensor) -> torch.Tensor:
+    """GPU twin of :func:`engine.video.to_uint8_frames` for a batch: [B, 3, F, H, W] -> uint8
+    [B, F, H, W, 3], the same float32 operations in the same order (bit-identical values)."""
+    x = video.float().clamp(-1.0, 1.0)
+    x = torch.floor((x + 1.0) / 2.0 * 255.0 + 0.5).to(torch.uint8)
+    return x.permute(0, 2, 3, 4, 1).contiguous()
+
+
+class _Mp4Stream:
+    """H.264 writers fed from a background thread, so encoding overlaps the GPU's decode.
+
+    Same encoder settings as :func:`engine.video.write_mp4` (libx264, yuv420p, quality 8); files are
+    written under a temporary name and renamed on :meth:`finish`.
+    """
+
+    def __init__(self, paths: list[Path], fps: int = FPS):
+        self.paths = paths
+        self.fps = fps
+        self._queue: queue.Queue = queue.Queue()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._work, name="mp4-writer", daemon=True)
+        self._thread.start()
+
+    def put(self, frames: np.ndarray) -> None:
+        """uint8 [B, T, H, W, 3] (B = number of paths)."""
+        if self._error is not None:
+            raise self._error
+        self._queue.put(frames)
+
+    def _work(self) -> None:
+        import imageio_ffmpeg
+
+        writers = []
+        try:
+            while (item := self._queue.get()) is not None:
+                if not writers:
+                    _, _, H, W, _ = item.shape
+                    if H % 2 or W % 2:
+                        raise ValueError(f"yuv420p needs even sizes, got {W}x{H}")
+                    for p in self.paths:
+                        w = imageio_ffmpeg.write_frames(
+                            str(self._tmp(p)), (W, H), fps=self.fps, codec="libx264", pix_fmt_in="rgb24",
+                            pix_fmt_out="yuv420p", quality=8, macro_block_size=1, ffmpeg_log_level="error",
+                        )
+                        w.send(None)  # start the generator
+                        writers.append(w)
+                for w, frames in zip(writers, item):
+                    for f in frames:
+                        w.send(f)
+        except BaseException as e:  # reported by put/finish on the turn's thread
+            self._error = e
+            while self._queue.get() is not None:  # drain so finish() does not block
+                pass
+        finally:
+            for w in writers:
+                w.close()
+
+    @staticmethod
+    def _tmp(p: Path) -> Path:
+        return p.with_name(f".{p.stem}.part{p.suffix}")
+
+    def finish(self) -> list[str]:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        for p in self.paths:
+            os.replace(self._tmp(p), p)
+        return [str(p) for p in self.paths]
+
+
 class _Turn:
     """Book-keeping for one running turn: timings and progress events."""
 
@@ -128,6 +202,12 @@ class ResidentPipeline:
         if on_progress:
             on_progress(ProgressEvent("load", "start", message=f"loading {launch.model}"))
         self._load_models()
+        if self.device.type == "cuda":
+            # Fixed shapes turn after turn: let cuDNN time its algorithms once (VAE 3-D convs),
+            # and keep the VAE channels-last (faster 3-D convolutions on tensor cores).
+            torch.backends.cudnn.benchmark = True
+            if VAE_CHANNELS_LAST and hasattr(self.vae, "to_channels_last_"):
+                self.vae.to_channels_last_()
         self.load_s = time.perf_counter() - t0
         if on_progress:
             on_progress(ProgressEvent("load", "end", elapsed_s=self.load_s, stage_s=self.load_s,
@@ -307,28 +387,64 @@ class ResidentPipeline:
         self._check_cancel()
 
         # 5. decode
-        with turn.stage("decode", dev):
-            # The decoder runs one latent frame at a time with causal caches, so its
-            # activation memory does not grow with the clip length.
-            video = self.vae.decode(latent.to(dt))
-            frames = [to_uint8_frames(v.float().cpu().numpy()) for v in video]
+        if dev.type == "cuda":
+            paths, thumb, num_frames = self._decode_and_write_streaming(latent, req, out_dir, turn)
+        else:
+            with turn.stage("decode", dev):
+                # The decoder runs one latent frame at a time with causal caches, so its
+                # activation memory does not grow with the clip length.
+                video = self.vae.decode(latent.to(dt))
+                frames = [to_uint8_frames(v.float().cpu().numpy()) for v in video]
 
-        # 6. write: one mp4 per sample plus a thumbnail
-        with turn.stage("write", dev):
-            out_dir.mkdir(parents=True, exist_ok=True)
-            stem = time.strftime("turn-%Y%m%d-%H%M%S") + f"-s{req.seed}"
-            paths = []
-            for n, f in enumerate(frames):
-                p = unique_path(out_dir, stem if len(frames) == 1 else f"{stem}-{n}", ".mp4")
-                paths.append(str(write_mp4(f, p)))
-            thumb = write_png(frames[0][len(frames[0]) // 2], unique_path(out_dir, stem, ".png"))
+            # 6. write: one mp4 per sample plus a thumbnail
+            with turn.stage("write", dev):
+                out_dir.mkdir(parents=True, exist_ok=True)
+                stem = time.strftime("turn-%Y%m%d-%H%M%S") + f"-s{req.seed}"
+                paths = []
+                for n, f in enumerate(frames):
+                    p = unique_path(out_dir, stem if len(frames) == 1 else f"{stem}-{n}", ".mp4")
+                    paths.append(str(write_mp4(f, p)))
+                thumb = write_png(frames[0][len(frames[0]) // 2], unique_path(out_dir, stem, ".png"))
+            num_frames = int(frames[0].shape[0])
 
         total = time.perf_counter() - turn.t0
         return TurnResult(
             request=req, video_paths=tuple(paths), thumbnail_path=str(thumb), timings=dict(turn.timings),
             total_s=total, peak_memory_bytes=self._peak_memory(), width=width, height=height,
-            num_frames=int(frames[0].shape[0]), launch=self.launch_summary(), device=str(dev),
+            num_frames=num_frames, launch=self.launch_summary(), device=str(dev),
         )
+
+    def _decode_and_write_streaming(self, latent: torch.Tensor, req: TurnRequest, out_dir: Path,
+                                    turn: "_Turn") -> tuple[list[str], str, int]:
+        """CUDA: decode chunk by chunk, convert to uint8 on the GPU and hand each chunk to the mp4
+        writers' thread, so H.264 encoding runs while the GPU decodes.  Same files as the CPU path.
+        Stage "decode" is the decode (with the overlapped encoding); "write" what is left to finish."""
+        dev = self.device
+        out_dir.mkdir(parents=True, exist_ok=True)
+        stem = time.strftime("turn-%Y%m%d-%H%M%S") + f"-s{req.seed}"
+        n = latent.shape[0]
+        mp4s = [unique_path(out_dir, stem if n == 1 else f"{stem}-{i}", ".mp4") for i in range(n)]
+        total_frames = 1 + TIME_UPSAMPLE * (latent.shape[2] - 1)
+        middle = None
+        stream = _Mp4Stream(mp4s)
+        try:
+            with turn.stage("decode", dev):
+                seen = 0
+                for chunk in self.vae.decode_chunks(latent.to(self.dtype)):
+                    frames = to_uint8_frames_torch(chunk).cpu().numpy()  # [B, T, H, W, 3]
+                    t = frames.shape[1]
+                    if seen <= total_frames // 2 < seen + t:
+                        middle = frames[0, total_frames // 2 - seen].copy()
+                    seen += t
+                    stream.put(frames)
+        except BaseException:
+            with contextlib.suppress(BaseException):
+                stream.finish()
+            raise
+        with turn.stage("write", dev):
+            paths = stream.finish()
+            thumb = write_png(middle, unique_path(out_dir, stem, ".png"))
+        return paths, str(thumb), seen
 
     def _expert(self, name: str) -> torch.nn.Module:
         """The DiT for this step; with offloading, the other I2V expert goes to the CPU."""
