@@ -7,7 +7,7 @@ import torch
 
 from engine.configs import PRESETS, T5Config
 from engine.models.umt5 import UMT5Encoder, encode_text, relative_position_bucket
-from tests._ref_vae_t5 import load_fixture, load_layout, weights
+from _reference import fixture as load_fixture, layout as load_layout, subdict
 
 ATOL, RTOL = 1e-5, 1e-4  # FORMATS.md section 11
 
@@ -23,7 +23,7 @@ def _fixture_config(sidecar) -> T5Config:
 def fixture():
     tensors, sidecar = load_fixture("umt5")
     enc = UMT5Encoder(_fixture_config(sidecar))
-    enc.load_state_dict(weights(tensors), strict=True)
+    enc.load_state_dict(subdict(tensors, "weights."), strict=True)
     return enc.eval(), tensors, sidecar
 
 
@@ -69,7 +69,7 @@ def test_meta_build_assign_load_then_move(fixture):
     _, t, sidecar = fixture
     with torch.device("meta"):
         enc = UMT5Encoder(_fixture_config(sidecar))
-    enc.load_state_dict(weights(t), strict=True, assign=True)
+    enc.load_state_dict(subdict(t, "weights."), strict=True, assign=True)
     enc = enc.to("cpu")
     emb = encode_text(enc, t["input.ids"], t["input.mask"])
     torch.testing.assert_close(emb, t["expected.returned_embedding"], atol=ATOL, rtol=RTOL)
@@ -78,7 +78,7 @@ def test_meta_build_assign_load_then_move(fixture):
 def test_bfloat16_weights(fixture):
     _, t, sidecar = fixture
     enc = UMT5Encoder(_fixture_config(sidecar))
-    enc.load_state_dict(weights(t))
+    enc.load_state_dict(subdict(t, "weights."))
     enc = enc.to(torch.bfloat16)
     emb = encode_text(enc, t["input.ids"], t["input.mask"])
     assert emb.dtype == torch.bfloat16 and torch.isfinite(emb).all()

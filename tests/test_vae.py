@@ -7,7 +7,7 @@ import torch
 
 from engine.configs import PRESETS, VAEConfig
 from engine.models.wan_vae import LATENT_MEAN, LATENT_STD, WanVAE
-from tests._ref_vae_t5 import load_fixture, load_layout, weights
+from _reference import fixture as load_fixture, layout as load_layout, subdict
 
 # FORMATS.md section 11: single forward passes in float32 on CPU.
 ATOL, RTOL = 1e-5, 1e-4
@@ -20,7 +20,7 @@ def fixture():
     vae = WanVAE(VAEConfig(dim=cfg["dim"], z_dim=cfg["z_dim"], dim_mult=tuple(cfg["dim_mult"]),
                            num_res_blocks=cfg["num_res_blocks"],
                            temporal_downsample=tuple(cfg["temperal_downsample"])))
-    vae.load_state_dict(weights(tensors), strict=True)
+    vae.load_state_dict(subdict(tensors, "weights."), strict=True)
     return vae.eval(), tensors, sidecar
 
 
@@ -86,7 +86,7 @@ def test_meta_build_assign_load_then_move(fixture):
     _, t, sidecar = fixture
     with torch.device("meta"):
         vae = WanVAE(VAEConfig(dim=sidecar["config"]["dim"]))
-    vae.load_state_dict(weights(t), strict=True, assign=True)
+    vae.load_state_dict(subdict(t, "weights."), strict=True, assign=True)
     vae = vae.to("cpu")
     assert all(p.device.type == "cpu" for p in vae.state_dict().values())
     torch.testing.assert_close(vae.decode(t["input.latent"]), t["expected.decoded_from_latent"],
@@ -105,7 +105,7 @@ def test_tiny_preset_round_trip_shapes():
 def test_bfloat16_runs_in_weight_dtype(fixture):
     _, t, _ = fixture
     vae = WanVAE(VAEConfig(dim=4))
-    vae.load_state_dict(weights(t))
+    vae.load_state_dict(subdict(t, "weights."))
     vae = vae.to(torch.bfloat16)
     # Causal: the first 5 frames give the first 2 latent frames of the whole clip.
     latent = vae.encode(t["input.video"][:, :, :5])
