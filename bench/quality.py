@@ -1,0 +1,166 @@
+"""Quality benchmark of the built-in tiny model: prompt adherence per speed knob.
+
+    python bench/quality.py                         # shipped weights (engine/assets), CPU
+    python bench/quality.py --run runs/tiny --device cuda --clips 96
+    python bench/quality.py --rows student4,final-sla0.1,final-int8 --clips 12
+
+Each row generates the same held-out clips (prompts from attribute combinations never seen
+in training, seeds training never used; engine.train.world.eval_specs) exactly as a turn of
+the pipeline would (same noise draws per seed, engine.pipeline.denoise, VAE decode, uint8
+frames), then the deterministic analyzer (engine.train.analyze) recovers object colour,
+background colour and motion.  Columns: mean attribute accuracy ("attr", the headline),
+per-attribute accuracies, all-three-right, and temporal consistency.  A first row scores the
+synthetic world's own clips (the analyzer's ceiling).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from engine import loading  # noqa: E402
+from engine.configs import get_preset  # noqa: E402
+from engine.models.tokenizer import ByteTokenizer  # noqa: E402
+from engine.models.umt5 import encode_text  # noqa: E402
+from engine.pipeline import denoise  # noqa: E402
+from engine.sampler import rcm_schedule  # noqa: E402
+from engine.train.analyze import analyze, score  # noqa: E402
+from engine.train.world import eval_specs, render  # noqa: E402
+from engine.video import to_uint8_frames  # noqa: E402
+
+ASSETS = Path(__file__).resolve().parents[1] / "engine" / "assets"
+SIGMA_MAX = 80.0
+SIZE = 192  # the tiny model's clips: 192 x 192, 9 frames
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    file: str  # key into the files table
+    attention: str = "sla"
+    topk: float = 0.1
+    steps: int = 4  # rCM steps; 0 = teacher Euler ODE with --teacher-steps
+    quant: bool = False
+    dtype: str = "float32"
+
+
+def rows_table(dtype_lo: str) -> list[Row]:
+    rows = [Row("teacher-euler", "teacher", "original", steps=0)]
+    rows += [Row(f"student{n}", "student", "original", steps=n) for n in (1, 2, 3, 4)]
+    rows += [Row(f"student-sla{k}", "student", "sla", k) for k in (0.05, 0.1, 0.15, 0.3)]
+    rows += [Row("final-dense", "final", "original")]
+    rows += [Row(f"final-sla{k}", "final", "sla", k) for k in (0.05, 0.1, 0.15, 0.3)]
+    rows += [Row(f"final-{dtype_lo}", "final", "sla", 0.1, dtype=dtype_lo),
+             Row("final-int8", "final_quant", "sla", 0.1, quant=True),
+             Row(f"final-int8-{dtype_lo}", "final_quant", "sla", 0.1, quant=True, dtype=dtype_lo)]
+    return rows
+
+
+def files_from(run: Path | None) -> dict[str, Path]:
+    if run is None:
+        return {"teacher": ASSETS / "bench/tiny_teacher.safetensors",
+                "student": ASSETS / "bench/tiny_student-sla0.safetensors",
+                "final": ASSETS / "tiny_dit.safetensors", "final_quant": ASSETS / "tiny_dit-quant.safetensors",
+                "vae": ASSETS / "tiny_vae.safetensors", "text": ASSETS / "tiny_text_encoder.safetensors"}
+    return {"teacher": run / "teacher.safetensors", "student": run / "student-sla0.safetensors",
+            "final": run / "dit.safetensors", "final_quant": run / "dit-quant.safetensors",
+            "vae": run / "vae.safetensors", "text": run / "text_encoder.safetensors"}
+
+
+def teacher_grid(n: int, shift: float = 3.0) -> list[float]:
+    """Euler times for the teacher: shifted-uniform, starting at the rCM start time."""
+    t0 = rcm_schedule(1, SIGMA_MAX)[0]
+    ts = [shift * u / (1 + (shift - 1) * u) for u in (1 - i / n for i in range(n + 1))]
+    return [t0] + ts[1:]
+
+
+@torch.no_grad()
+def generate(dit, vae, contexts, specs, seeds, steps: int, teacher_steps: int, topk: float, dtype, device,
+             batch: int) -> list:
+    """uint8 frames of each clip, made as a pipeline turn with seed = the clip's seed would."""
+    out = []
+    z, t_lat = 16, 1 + (len(specs[0].cx) - 1) // 4
+    h = w = SIZE // 8
+    shape = (1, z, t_lat, h, w)
+    rf_t = teacher_grid(teacher_steps) if steps == 0 else rcm_schedule(steps, SIGMA_MAX)
+    for i in range(0, len(specs), batch):
+        chunk = specs[i:i + batch]
+        gens = [torch.Generator(device="cpu").manual_seed(s) for s in seeds[i:i + batch]]
+        init = torch.cat([torch.randn(shape, generator=g) for g in gens]).to(device)
+        nxt = lambda: torch.cat([torch.randn(shape, generator=g) for g in gens]).to(device)  # noqa: E731
+        latent = denoise({"main": dit}, contexts[i:i + batch].to(dtype), None, init, rf_t, dtype,
+                         ode=steps == 0, sla_topk=topk, next_noise=nxt)
+        video = vae.decode(latent.to(dtype))
+        out += [to_uint8_frames(v.float().cpu().numpy()) for v in video]
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--run", type=Path, default=None, help="a training run folder (default: engine/assets)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--clips", type=int, default=48)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--teacher-steps", type=int, default=24)
+    ap.add_argument("--rows", default=None, help="comma-separated row names (default: all)")
+    ap.add_argument("--low-dtype", default=None, help="bfloat16 (default on CUDA) or float16")
+    ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--threads", type=int, default=None)
+    a = ap.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    dev = torch.device(a.device)
+    lo = a.low_dtype or "bfloat16"
+    files = files_from(a.run)
+    p = get_preset("tiny")
+    specs = eval_specs(a.clips)
+    seeds = [1000 + i for i in range(len(specs))]  # the seed each clip is generated with
+    rows = rows_table(lo)
+    if a.rows:
+        wanted = a.rows.split(",")
+        rows = [r for r in rows if r.name in wanted]
+
+    results = {}
+    truths = [s.attributes for s in specs]
+    ref = [to_uint8_frames(v.numpy()) for v in render(specs)]
+    results["world (analyzer ceiling)"] = score([analyze(f) for f in ref], truths)
+    text = loading.load_text_encoder(files["text"], p.text, device=dev, dtype=torch.float32)
+    ids, mask = ByteTokenizer()([s.caption for s in specs], max_length=p.text.text_len)
+    contexts = encode_text(text, ids, mask)
+    vaes: dict = {}
+    for row in rows:
+        t0 = time.perf_counter()
+        dt = loading._as_dtype(row.dtype)
+        if row.dtype not in vaes:
+            vaes[row.dtype] = loading.load_vae(files["vae"], p.vae, device=dev, dtype=dt)
+        dit = loading.load_dit(files[row.file], p.dit, attention=row.attention, quant_linear=row.quant,
+                               device=dev, dtype=dt)
+        frames = generate(dit, vaes[row.dtype], contexts, specs, seeds, row.steps, a.teacher_steps, row.topk, dt, dev,
+                          a.batch)
+        res = score([analyze(f) for f in frames], truths)
+        res["seconds"] = time.perf_counter() - t0
+        results[row.name] = res
+        print(f"{row.name:24s} attr {res['attr']:.3f}  all {res['all']:.3f}  tc {res['consistency']:.3f}  "
+              f"({res['seconds']:.1f} s)", flush=True)
+
+    print(f"\n{a.clips} held-out clips, device {dev}, teacher Euler steps {a.teacher_steps}\n")
+    print("| row | attr acc | colour | background | motion | all 3 | temporal consistency |")
+    print("|---|---|---|---|---|---|---|")
+    for name, r in results.items():
+        print(f"| {name} | {100 * r['attr']:.1f} | {100 * r['colour']:.1f} | {100 * r['background']:.1f} | "
+              f"{100 * r['motion']:.1f} | {100 * r['all']:.1f} | {r['consistency']:.3f} |")
+    if a.json:
+        a.json.write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

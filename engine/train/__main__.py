@@ -1,0 +1,5 @@
+import sys
+
+from engine.train.cli import main
+
+sys.exit(main())

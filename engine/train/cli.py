@@ -1,0 +1,116 @@
+"""``python -m engine.train``: train the built-in tiny model on the synthetic world.
+
+    python -m engine.train all --out runs/tiny --device cuda          # every phase, in order
+    python -m engine.train vae|teacher|student|sla --out runs/tiny     # one phase (resumes)
+    python -m engine.train merge BASE TUNED PRETRAINED OUT [--quant]   # base + (tuned - pretrained)
+    python -m engine.train install runs/tiny                           # copy into engine/assets
+    python -m engine.train sheet docs/tiny.png "a red circle moving left on a blue background"
+
+Each phase stops at ``--<phase>-steps`` or ``--<phase>-seconds``, whichever comes first,
+keeps ``<out>/<phase>.state.pt`` (models, optimizer, step, elapsed time) and resumes from it
+when run again; delete the state file to start the phase over.  Phases read the previous
+phases' exported files from ``<out>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from pathlib import Path
+
+PHASES = ("vae", "teacher", "student", "sla")
+# Default budgets sized for one H100/H200 (seconds); CPU smoke runs pass small steps.
+DEFAULTS = {"vae": (4000, 60.0), "teacher": (40000, 150.0), "student": (20000, 50.0), "sla": (5000, 30.0)}
+ASSET_FILES = {  # run file -> engine/assets name (the shipped model, then the benchmark's extras)
+    "dit.safetensors": "tiny_dit.safetensors",
+    "dit-quant.safetensors": "tiny_dit-quant.safetensors",
+    "vae.safetensors": "tiny_vae.safetensors",
+    "text_encoder.safetensors": "tiny_text_encoder.safetensors",
+    "teacher.safetensors": "bench/tiny_teacher.safetensors",
+    "student-sla0.safetensors": "bench/tiny_student-sla0.safetensors",
+}
+
+
+def _phase(name: str, a) -> None:
+    import torch
+
+    from engine.train.common import Budget
+
+    steps, seconds = getattr(a, f"{name}_steps"), getattr(a, f"{name}_seconds")
+    budget = Budget(steps if steps is not None else DEFAULTS[name][0],
+                    seconds if seconds is not None else DEFAULTS[name][1])
+    kw = dict(size=a.size, frames=a.frames, device=a.device)
+    if a.batch is not None:
+        kw["batch"] = a.batch
+    t0 = time.monotonic()
+    if name == "vae":
+        from engine.train.vae import train_vae
+        train_vae(a.out, budget, decoder_only=a.decoder_only, crop=a.crop, **kw)
+    elif name == "teacher":
+        from engine.train.teacher import train_teacher
+        train_teacher(a.out, budget, **kw)
+    elif name == "student":
+        from engine.train.student import train_student
+        train_student(a.out, budget, trajectories=a.trajectories, traj_seconds=a.traj_seconds, **kw)
+    elif name == "sla":
+        from engine.train.sla import train_sla
+        train_sla(a.out, budget, **kw)
+    if a.device.startswith("cuda"):
+        torch.cuda.synchronize()
+    print(f"== {name} done in {time.monotonic() - t0:.1f} s", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m engine.train", description=__doc__.splitlines()[0])
+    ap.add_argument("command", choices=(*PHASES, "all", "merge", "install", "sheet"))
+    ap.add_argument("args", nargs="*", help="merge: BASE TUNED PRETRAINED OUT; install: RUN_DIR")
+    ap.add_argument("--out", type=Path, default=Path("runs/tiny"))
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--size", type=int, default=192, help="clip height = width (multiple of 16)")
+    ap.add_argument("--frames", type=int, default=9, help="clip length, 4k+1")
+    ap.add_argument("--batch", type=int, default=None, help="override every phase's batch size")
+    ap.add_argument("--trajectories", type=int, default=2048)
+    ap.add_argument("--traj-seconds", type=float, default=30.0)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--crop", type=int, default=128, help="vae: training crop side (multiple of 8)")
+    ap.add_argument("--decoder-only", action="store_true", help="vae: refit the decoder of <out>/vae.safetensors")
+    ap.add_argument("--quant", action="store_true", help="merge: write the -quant layout")
+    for ph in PHASES:
+        ap.add_argument(f"--{ph}-steps", type=int, default=None)
+        ap.add_argument(f"--{ph}-seconds", type=float, default=None)
+    a = ap.parse_args(argv)
+
+    import torch
+
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    if a.command == "merge":
+        from engine.train.merge import merge_files
+        if len(a.args) != 4:
+            ap.error("merge needs BASE TUNED PRETRAINED OUT")
+        print(merge_files(*a.args, quant=a.quant))
+        return 0
+    if a.command == "sheet":  # sheet OUT.png PROMPT... (the shipped model, seed 0)
+        from engine.train.sheet import contact_sheet
+        print(contact_sheet(a.args[0], a.args[1:]))
+        return 0
+    if a.command == "install":
+        run = Path(a.args[0]) if a.args else a.out
+        assets = Path(__file__).resolve().parents[1] / "assets"
+        for src, dst in ASSET_FILES.items():
+            (assets / dst).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(run / src, assets / dst)
+            print(f"{run / src} -> {assets / dst}")
+        return 0
+    a.out.mkdir(parents=True, exist_ok=True)
+    for ph in PHASES if a.command == "all" else (a.command,):
+        _phase(ph, a)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

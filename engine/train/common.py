@@ -1,0 +1,232 @@
+"""Shared pieces of the training phases: models at the tiny config, data batches, the
+differentiable text path, resumable state, time budgets and export in the loaders' layouts."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from engine.configs import ModelPreset, get_preset
+from engine.models.int8_linear import Int8Linear
+from engine.models.tokenizer import ByteTokenizer
+from engine.models.umt5 import UMT5Encoder
+from engine.models.wan_dit import WanDiT
+from engine.models.wan_vae import WanVAE
+from engine.train.world import ClipSpec, render, sample_spec
+
+# The 10 block linears that -quant files hold as int8 (FORMATS.md section 2).
+QUANT_LINEARS = ("self_attn.q", "self_attn.k", "self_attn.v", "self_attn.o",
+                 "cross_attn.q", "cross_attn.k", "cross_attn.v", "cross_attn.o", "ffn.0", "ffn.2")
+TRAIN_SEED_STRIDE = 10**7  # phase p draws clip seeds from [p * stride, (p + 1) * stride)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Stop at ``steps`` or after ``seconds`` of training, whichever comes first."""
+
+    steps: int
+    seconds: float
+
+    def fraction(self, step: int, elapsed: float) -> float:
+        return min(1.0, max(step / max(self.steps, 1), elapsed / max(self.seconds, 1e-9)))
+
+
+def lr_at(base: float, step: int, frac: float, warmup: int = 100) -> float:
+    """Linear warm-up, then cosine decay to 10% over the budget fraction."""
+    return base * min(1.0, (step + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+
+
+@contextlib.contextmanager
+def reference_kernels():
+    """Force the plain-torch kernels (they have autograd; the Triton ones are forward-only)."""
+    import engine.models.wan_vae as m_vae
+    import kernels.int8 as k_int8
+    import kernels.norms as k_norms
+    import kernels.sla as k_sla
+
+    mods = tuple(m for m in (k_int8, k_norms, k_sla, m_vae) if hasattr(m, "triton_usable"))
+    saved = [m.triton_usable for m in mods]
+    for m in mods:
+        m.triton_usable = lambda t: False
+    try:
+        yield
+    finally:
+        for m, f in zip(mods, saved):
+            m.triton_usable = f
+
+
+def preset(name: str = "tiny") -> ModelPreset:
+    return get_preset(name)
+
+
+# ---------------------------------------------------------------------------
+# Models
+
+
+def new_dit(p: ModelPreset, attention: str = "original", seed: int = 0) -> WanDiT:
+    """A trainable float32 DiT: PyTorch default init, Wan-style modulations, zero output head."""
+    torch.manual_seed(seed)
+    model = WanDiT(p.dit, attention=attention, quant_linear=False, fast_norm=True)
+    with torch.no_grad():
+        for name, prm in model.named_parameters():
+            if name.endswith("modulation"):
+                prm.copy_(torch.randn_like(prm) / math.sqrt(p.dit.dim))
+        model.head.head.weight.zero_()
+        model.head.head.bias.zero_()
+        for blk in model.blocks:
+            proj = getattr(blk.self_attn.attn_op.local_attn, "proj_l", None)
+            if proj is not None:  # the reference zero-initialises proj_l: SLA starts as its sparse branch
+                proj.weight.zero_()
+                proj.bias.zero_()
+    return model
+
+
+def new_vae(p: ModelPreset, seed: int = 0) -> WanVAE:
+    torch.manual_seed(seed)
+    return WanVAE(p.vae)
+
+
+def new_text_encoder(p: ModelPreset, seed: int = 0) -> UMT5Encoder:
+    torch.manual_seed(seed)
+    enc = UMT5Encoder(p.text)
+    with torch.no_grad():
+        enc.token_embedding.weight.normal_(0, 1.0)
+    return enc
+
+
+def vae_encode(vae: WanVAE, video: torch.Tensor) -> torch.Tensor:
+    """``WanVAE.encode`` with autograd (the method itself runs under no_grad)."""
+    return WanVAE.encode.__wrapped__(vae, video)
+
+
+def vae_decode(vae: WanVAE, latent: torch.Tensor) -> torch.Tensor:
+    """``WanVAE.decode`` with autograd: the same steps (un-normalise, conv2, the decoder one
+    latent frame at a time with causal caches), outside the method's no_grad."""
+    from engine.models.wan_vae import CausalCache
+
+    z = latent.to(vae.conv2.weight.dtype)
+    mean, inv_std = vae._stats(z)
+    x = vae.conv2(z / inv_std + mean)
+    cache = CausalCache()
+    return torch.cat([vae.decoder(x[:, :, i: i + 1], cache) for i in range(x.shape[2])], dim=2)
+
+
+_TOKENIZER = ByteTokenizer()
+
+
+def text_context(encoder: UMT5Encoder, captions: list[str], text_len: int) -> torch.Tensor:
+    """What the pipeline feeds the DiT (``engine.models.umt5.encode_text``), with autograd:
+    encoder states, rows past the prompt zeroed.  [B, text_len, dim]"""
+    device = encoder.token_embedding.weight.device
+    ids, mask = _TOKENIZER(captions, max_length=text_len)
+    ids, mask = ids.to(device), mask.to(device)
+    out = encoder(ids, mask)
+    keep = torch.arange(ids.shape[1], device=device)[None, :] < mask.sum(1)[:, None]
+    return out.masked_fill(~keep[..., None], 0.0)
+
+
+# ---------------------------------------------------------------------------
+# Data
+
+
+def batch_specs(phase: int, step: int, batch: int, frames: int, size: int) -> list[ClipSpec]:
+    """The clips of training step ``step`` of phase ``phase`` (fixed by the numbers: resumable)."""
+    base = phase * TRAIN_SEED_STRIDE + (step * batch) % TRAIN_SEED_STRIDE
+    return [sample_spec(base + i, frames, size, size) for i in range(batch)]
+
+
+def batch_video(specs: list[ClipSpec], size: int, device) -> torch.Tensor:
+    return render(specs, size, size, device=device)
+
+
+# ---------------------------------------------------------------------------
+# Resumable state
+
+
+class State:
+    """``<dir>/<phase>.state.pt``: models, optimizer, step and elapsed seconds of one phase."""
+
+    def __init__(self, out: Path, phase: str):
+        self.path = Path(out) / f"{phase}.state.pt"
+        self.last_save = time.monotonic()
+
+    def load(self, models: dict[str, nn.Module], opt: torch.optim.Optimizer | None) -> tuple[int, float]:
+        if not self.path.exists():
+            return 0, 0.0
+        ck = torch.load(self.path, map_location="cpu", weights_only=True)
+        for name, m in models.items():
+            m.load_state_dict(ck["models"][name])
+        if opt is not None and ck.get("opt"):
+            opt.load_state_dict(ck["opt"])
+        return int(ck["step"]), float(ck["elapsed"])
+
+    def save(self, models: dict[str, nn.Module], opt, step: int, elapsed: float) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        torch.save({"models": {n: m.state_dict() for n, m in models.items()},
+                    "opt": opt.state_dict() if opt is not None else None,
+                    "step": step, "elapsed": elapsed}, tmp)
+        os.replace(tmp, self.path)
+        self.last_save = time.monotonic()
+
+    def due(self, every_s: float) -> bool:
+        return time.monotonic() - self.last_save > every_s
+
+
+class Log:
+    """Prints and appends JSON lines to ``<dir>/train.log``."""
+
+    def __init__(self, out: Path, phase: str):
+        self.path = Path(out) / "train.log"
+        self.phase = phase
+
+    def __call__(self, **kw) -> None:
+        kw = {"phase": self.phase, **{k: (round(v, 5) if isinstance(v, float) else v) for k, v in kw.items()}}
+        line = json.dumps(kw)
+        print(line, flush=True)
+        with open(self.path, "a") as f:
+            f.write(line + "\n")
+
+
+# ---------------------------------------------------------------------------
+# Export in the layouts engine.loading reads
+
+
+def _contiguous_cpu(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu").contiguous() for k, v in sd.items()}
+
+
+def save_safetensors(sd: dict[str, torch.Tensor], path: str | os.PathLike) -> Path:
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(_contiguous_cpu(sd), str(tmp))
+    os.replace(tmp, path)
+    return path
+
+
+def quantized_state_dict(model: WanDiT) -> dict[str, torch.Tensor]:
+    """The ``-quant`` layout: each block linear replaced by ``Int8Linear.from_linear``."""
+    q = copy.deepcopy(model).cpu().float()
+    for blk in q.blocks:
+        for name in QUANT_LINEARS:
+            parent_name, leaf = name.rsplit(".", 1)
+            parent = blk.get_submodule(parent_name)
+            setattr(parent, leaf, Int8Linear.from_linear(getattr(parent, leaf)))
+    return q.state_dict()
+
+
+def export_dit(model: WanDiT, path: str | os.PathLike, quant: bool = False) -> Path:
+    """float32 DiT file (plain) or its ``-quant`` twin, loadable by :func:`engine.loading.load_dit`."""
+    sd = quantized_state_dict(model) if quant else model.state_dict()
+    return save_safetensors(sd, path)

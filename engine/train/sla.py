@@ -1,0 +1,99 @@
+"""Phase 4: SLA fine-tune, aligning the sparse-linear-attention student with the dense one.
+
+The SLA model starts from the dense student with ``proj_l`` zeroed (as the reference does, so
+it starts as the sparse branch alone).  Inputs are noised data latents at the rCM times (and
+uniform times); the loss is the MSE between the SLA model's velocity and the frozen dense
+student's.  ``proj_l`` learns at ``lr``; everything else at ``lr * rest_lr_scale`` (0 trains
+``proj_l`` only).  ``topk`` is drawn per step from the benchmark's values, so one model serves
+them all.  The result is written as a delta-merge (engine.train.merge) onto the student:
+``student + (tuned - pretrained)``, the reference's merge semantics.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from engine import loading
+from engine.train.common import (
+    Budget, Log, State, batch_specs, export_dit, lr_at, new_dit, preset, reference_kernels, text_context,
+)
+from engine.train.merge import merge_state_dicts
+from engine.train.student import knots
+from engine.train.teacher import encode_batch
+
+PHASE_ID = 4
+TOPKS = (0.05, 0.1, 0.1, 0.15, 0.3)
+
+
+def train_sla(out: Path, budget: Budget, *, batch: int = 16, size: int = 192, frames: int = 9,
+              lr: float = 1e-3, rest_lr_scale: float = 0.05, device: str = "cpu", model: str = "tiny") -> Path:
+    out = Path(out)
+    dev = torch.device(device)
+    p = preset(model)
+    vae = loading.load_vae(out / "vae.safetensors", p.vae, device=dev, dtype=torch.float32)
+    enc = loading.load_text_encoder(out / "text_encoder.safetensors", p.text, device=dev, dtype=torch.float32)
+    dense = loading.load_dit(out / "student.safetensors", p.dit, attention="original", device=dev, dtype=torch.float32)
+    pretrained = {k: v.clone() for k, v in dense.state_dict().items()}
+    sla = new_dit(p, "sla").to(dev)  # proj_l zero
+    missing, unexpected = sla.load_state_dict(pretrained, strict=False)
+    assert not unexpected and all(".proj_l." in k for k in missing), (missing, unexpected)
+    sla.requires_grad_(True)
+    proj = [prm for n, prm in sla.named_parameters() if ".proj_l." in n]
+    rest = [prm for n, prm in sla.named_parameters() if ".proj_l." not in n]
+    groups = [{"params": proj, "scale": 1.0}]
+    if rest_lr_scale > 0:
+        groups.append({"params": rest, "scale": rest_lr_scale})
+    else:
+        for prm in rest:
+            prm.requires_grad_(False)
+    opt = torch.optim.AdamW(groups, lr=lr, weight_decay=0.0, betas=(0.9, 0.99))
+    state, log = State(out, "sla"), Log(out, "sla")
+    step, elapsed = state.load({"dit": sla}, opt)
+    ks = knots()[:-1]
+    rng = random.Random(7 + step)
+    t_start = time.monotonic() - elapsed
+    ema = None
+    with reference_kernels():
+        while step < budget.steps and (time.monotonic() - t_start) < budget.seconds:
+            frac = budget.fraction(step, time.monotonic() - t_start)
+            for g in opt.param_groups:
+                g["lr"] = lr_at(lr, step, frac, warmup=20) * g["scale"]
+            specs = batch_specs(PHASE_ID, step, batch, frames, size)
+            with torch.no_grad():
+                x0 = encode_batch(vae, specs, size, dev)
+                ctx = text_context(enc, [s.caption for s in specs], p.text.text_len)
+                t = torch.tensor([rng.choice(ks) if rng.random() < 0.8 else rng.random() for _ in specs], device=dev)
+                tb = t.view(-1, 1, 1, 1, 1)
+                xt = (1 - tb) * x0 + tb * torch.randn_like(x0)
+                ts = (t * 1000).view(-1, 1)
+                target = dense(xt, ts, ctx)
+            topk = rng.choice(TOPKS)
+            v = sla(xt, ts, ctx, sla_topk=topk)
+            loss = F.mse_loss(v, target)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(sla.parameters(), 1.0)
+            opt.step()
+            step += 1
+            ema = loss.item() if ema is None else 0.95 * ema + 0.05 * loss.item()
+            if step % 25 == 0 or step == 1:
+                log(step=step, t=time.monotonic() - t_start, loss=ema, topk=topk)
+            if state.due(60):
+                state.save({"dit": sla}, opt, step, time.monotonic() - t_start)
+    state.save({"dit": sla}, opt, step, time.monotonic() - t_start)
+    log(step=step, t=time.monotonic() - t_start, done=True)
+    tuned = sla.state_dict()
+    merged = merge_state_dicts(base=pretrained, tuned=tuned, pretrained=pretrained)
+    sla.load_state_dict(merged)
+    path = export_dit(sla, out / "dit.safetensors")
+    export_dit(sla, out / "dit-quant.safetensors", quant=True)
+    # before the fine-tune, for the benchmark: the dense student with zero proj_l
+    zero = new_dit(p, "sla")
+    zero.load_state_dict({k: v.cpu() for k, v in pretrained.items()}, strict=False)
+    export_dit(zero, out / "student-sla0.safetensors")
+    return path

@@ -1,0 +1,133 @@
+"""Phase 3: the few-step student for the rCM sampler (1-4 steps).
+
+Method: *trajectory (consistency) distillation at the rCM times.*  The rCM schedule only ever
+evaluates the net at four times (t = 0.9877, 0.9338, 0.8529, 0.6090 for sigma_max 80; every
+1..3-step schedule is a prefix of these), and each step uses the net's clean estimate
+``x0 = x_t - t v``.  So we (1) run the teacher's probability-flow ODE (Euler, 20 steps, with
+the four times on its grid) from ``x = noise * t_0`` -- exactly the sampler's start -- and keep
+the states at the four times plus the end point; (2) train the student, initialised from the
+teacher, so that its clean estimate at each kept state is the ODE's end point
+(``|| x_t - t v_student - x0_teacher ||^2``).  That is the consistency function of the
+teacher's ODE restricted to the times the sampler uses.  A state at time t on a trajectory is
+distributed like ``(1 - t) x0 + t noise`` with fresh noise, which is what the SDE sampler feeds
+the later steps, so the same targets serve the SDE updates.
+
+Why not rCM itself (sCM's continuous-time consistency with JVPs plus a DMD score-distillation
+term): it needs forward-mode JVPs through attention and a second "fake score" network, and is
+known to need many thousands of steps to stabilise; with a one-minute budget a regression onto
+precomputed teacher end points is stable, cheap (the teacher's 20 steps are paid once and
+reused four times per trajectory) and directly optimises what the 1-4-step sampler consumes.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from engine import loading
+from engine.sampler import rcm_schedule
+from engine.train.common import (
+    Budget, Log, State, batch_specs, export_dit, lr_at, new_dit, preset, reference_kernels, text_context,
+)
+
+PHASE_ID = 3
+SIGMA_MAX = 80.0
+SUBSTEPS = (3, 3, 4, 10)  # Euler steps between consecutive rCM times (then down to 0)
+
+
+def knots() -> list[float]:
+    return rcm_schedule(4, SIGMA_MAX)  # [t0, t1, t2, t3, 0]
+
+
+def ode_grid() -> list[float]:
+    ks, grid = knots(), []
+    for a, b, n in zip(ks[:-1], ks[1:], SUBSTEPS):
+        grid += [a + (b - a) * i / n for i in range(n)]
+    return grid + [0.0]
+
+
+@torch.no_grad()
+def teacher_trajectories(teacher, ctx: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Euler PF-ODE from ``noise * t0``: (states at the 4 rCM times [4, B, ...], end point [B, ...])."""
+    grid, ks = ode_grid(), knots()[:-1]
+    x = noise * grid[0]
+    kept = []
+    for t_cur, t_next in zip(grid[:-1], grid[1:]):
+        if any(abs(t_cur - k) < 1e-12 for k in ks):
+            kept.append(x.clone())
+        tt = torch.full((x.shape[0], 1), t_cur * 1000.0, device=x.device)
+        x = x - (t_cur - t_next) * teacher(x, tt, ctx).float()
+    return torch.stack(kept), x
+
+
+def train_student(out: Path, budget: Budget, *, batch: int = 48, size: int = 192, frames: int = 9,
+                  lr: float = 2e-4, trajectories: int = 2048, traj_batch: int = 256, traj_seconds: float = 30.0,
+                  device: str = "cpu", model: str = "tiny") -> Path:
+    out = Path(out)
+    dev = torch.device(device)
+    p = preset(model)
+    teacher = loading.load_dit(out / "teacher.safetensors", p.dit, attention="original", device=dev, dtype=torch.float32)
+    enc = loading.load_text_encoder(out / "text_encoder.safetensors", p.text, device=dev, dtype=torch.float32)
+    log = Log(out, "student")
+    t_lat, hw = 1 + (frames - 1) // 4, size // 8
+
+    # 1. teacher trajectories (paid once; a resumed phase recomputes them, same seeds)
+    t0 = time.monotonic()
+    states, ends, ctxs = [], [], []
+    gen = torch.Generator().manual_seed(1234)
+    with reference_kernels(), torch.no_grad():
+        i = 0
+        while i < trajectories and time.monotonic() - t0 < traj_seconds:
+            n = min(traj_batch, trajectories - i)
+            specs = batch_specs(PHASE_ID, i // traj_batch, n, frames, size)
+            ctx = text_context(enc, [s.caption for s in specs], p.text.text_len)
+            noise = torch.randn(n, p.vae.z_dim, t_lat, hw, hw, generator=gen).to(dev)
+            kept, end = teacher_trajectories(teacher, ctx, noise)
+            states.append(kept)
+            ends.append(end)
+            ctxs.append(ctx)
+            i += n
+    states, ends, ctxs = torch.cat(states, 1), torch.cat(ends), torch.cat(ctxs)
+    N = ends.shape[0]
+    log(trajectories=N, seconds=time.monotonic() - t0)
+
+    # 2. regression of the student's clean estimate onto the end points
+    student = new_dit(p, "original").to(dev)
+    student.load_state_dict(teacher.state_dict())
+    student.requires_grad_(True)
+    del teacher
+    opt = torch.optim.AdamW(student.parameters(), lr=lr, weight_decay=0.0, betas=(0.9, 0.99))
+    state = State(out, "student")
+    step, elapsed = state.load({"dit": student}, opt)
+    ts = torch.tensor(knots()[:-1], device=dev)
+    gen = torch.Generator().manual_seed(99 + step)
+    t_start = time.monotonic() - elapsed
+    ema = None
+    with reference_kernels():
+        while step < budget.steps and (time.monotonic() - t_start) < budget.seconds:
+            frac = budget.fraction(step, time.monotonic() - t_start)
+            for g in opt.param_groups:
+                g["lr"] = lr_at(lr, step, frac, warmup=50)
+            idx = torch.randint(N, (batch,), generator=gen).to(dev)
+            k = torch.randint(4, (batch,), generator=gen).to(dev)
+            xt = states[k, idx]
+            t = ts[k]
+            v = student(xt, (t * 1000).view(-1, 1), ctxs[idx])
+            x0 = xt - t.view(-1, 1, 1, 1, 1) * v
+            loss = F.mse_loss(x0, ends[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
+            opt.step()
+            step += 1
+            ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
+            if step % 50 == 0 or step == 1:
+                log(step=step, t=time.monotonic() - t_start, loss=ema)
+            if state.due(60):
+                state.save({"dit": student}, opt, step, time.monotonic() - t_start)
+    state.save({"dit": student}, opt, step, time.monotonic() - t_start)
+    log(step=step, t=time.monotonic() - t_start, done=True)
+    return export_dit(student, out / "student.safetensors")
