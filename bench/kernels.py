@@ -54,10 +54,9 @@ def bench_attention(heads_list, topk, variants):
         row("attention", shape, "SLA module (sla_attention)", bench(lambda: sla.sla_attention(q, k, v, w, b, topk)))
         row("attention", shape, "SageSLA module (sagesla_attention)",
             bench(lambda: sla.sagesla_attention(q, k, v, w, b, topk)))
-        row("attention", shape, "  block map (Triton pool, torch topk)",
-            bench(lambda: sla.sla_block_indices(q, k, topk, exact=False)))
-        row("attention", shape, "  block map (exact: reference torch ops)",
-            bench(lambda: sla.sla_block_indices(q, k, topk, exact=True)))
+        for mode in ("reference", "exact", "fast"):
+            row("attention", shape, f"  block map ({mode})",
+                bench(lambda mode=mode: sla.sla_block_indices(q, k, topk, mode=mode)))
         row("attention", shape, "  linear state (kv kernel)", bench(lambda: sla._linear_branch_state(k, v, w)))
         for int8_qk in (False, True):
             prep = sla._sla_prepare(q, k, v, w, b, topk, int8_qk=int8_qk)
@@ -112,6 +111,25 @@ def bench_linear(shapes, variants):
         torch.cuda.empty_cache()
 
 
+def bench_gelu_epilogue(shapes):
+    """FFN up-projection + GELU-tanh: separate (F.linear, then F.gelu) vs in the cuBLASLt epilogue."""
+    for K, N in shapes:
+        shape = f"{L}x{K}->{N}"
+        x = torch.randn(L, K, device="cuda", dtype=torch.bfloat16)
+        w = (torch.randn(N, K, device="cuda") / K**0.5).to(torch.bfloat16)
+        b = torch.randn(N, device="cuda", dtype=torch.bfloat16)
+        sep = lambda: F.gelu(F.linear(x, w, b), approximate="tanh")  # noqa: E731
+        epi = lambda: torch._addmm_activation(b, x, w.t(), use_gelu=True)  # noqa: E731
+        ref = F.gelu(F.linear(x.double(), w.double(), b.double()), approximate="tanh")
+        rel = lambda y: float((y.double() - ref).norm() / ref.norm())  # noqa: E731
+        t_sep, t_epi = bench(sep), bench(epi)
+        row("gelu", shape, "F.linear + F.gelu(tanh)", t_sep, f"rel L2 vs fp64 {rel(sep()):.2e}")
+        row("gelu", shape, "_addmm_activation(use_gelu)", t_epi,
+            f"rel L2 vs fp64 {rel(epi()):.2e}; {t_sep / t_epi:.2f}x")
+        del x, w, ref
+        torch.cuda.empty_cache()
+
+
 def bench_norms(widths, bw):
     for C in widths:
         shape = f"1x{L}x{C}"
@@ -139,7 +157,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="1.3B shapes only")
     ap.add_argument("--variants", action="store_true", help="also time launch-config variants")
-    ap.add_argument("--only", default="attention,linear,norm")
+    ap.add_argument("--only", default="attention,linear,gelu,norm", help="also: blockmap")
     args = ap.parse_args()
     torch.manual_seed(0)
     print(f"device: {torch.cuda.get_device_name()}  torch {torch.__version__}", flush=True)
@@ -156,6 +174,14 @@ def main():
         if not args.quick:
             shapes += [(5120, 13824), (13824, 5120), (5120, 5120)]
         bench_linear(shapes, args.variants)
+    if "gelu" in only:
+        bench_gelu_epilogue([(1536, 8960)] if args.quick else [(1536, 8960), (5120, 13824)])
+    if "blockmap" in only:
+        for H in ([12] if args.quick else [12, 40]):
+            q, k = (torch.randn(1, L, H, 128, device="cuda", dtype=torch.bfloat16) for _ in range(2))
+            for mode in ("reference", "exact", "fast"):
+                row("attention", f"1x{L}x{H}x128 topk0.1", f"  block map ({mode})",
+                    bench(lambda mode=mode: sla.sla_block_indices(q, k, 0.1, mode=mode)))
     if "norm" in only:
         bench_norms([1536] if args.quick else [1536, 5120], bw)
     print("\n| family | shape | what | median ms | note |\n|---|---|---|---|---|")

@@ -15,8 +15,10 @@ the public launchers :func:`sla_attention` and :func:`sagesla_attention`.
 
 Fast path (CUDA + Triton), three launches plus small torch glue:
 
-* block map: the reference's own torch ops for pooling / smooth-k / scores and ``torch.topk``
-  (so the map is *identical* to :func:`sla_block_map` on the same inputs, ties included);
+* block map: pooling in a Triton kernel that replays the fp32 summation order of the
+  reference's torch reduction (k's sequence mean stays the reference's torch op), the
+  reference's bf16 score matmul and ``torch.topk`` -- so the map is *identical* to
+  :func:`sla_block_map` on the same inputs, ties included;
 * ``_sla_kv_kernel``: one pass over k, v for the linear branch: per (batch, head) the
   partial sums of phi(k)^T v and phi(k) over chunks of the sequence;
   proj_l is folded in afterwards: ``(phi_q @ KV / den) @ W^T = phi_q @ (KV @ W^T) / den``;
@@ -216,6 +218,59 @@ if HAS_TRITON:
         tl.store(P + (pid_bh.to(tl.int64) * NB + pid_n) * HEAD_DIM + offs_d, tl.sum(x, axis=0) / cnt)
 
     @triton.jit
+    def _pool_rows4(X, base, stride_l, rows, L, mean, offs_d, SUB_MEAN: tl.constexpr):
+        """Rows ``rows`` (4 of them) of x as float32 [4, D]; rows past L read as 0 (the reference's
+        zero padding, applied after smooth-k)."""
+        valid = rows < L
+        x = tl.load(X + base + rows.to(tl.int64)[:, None] * stride_l + offs_d[None, :],
+                    mask=valid[:, None], other=0.0).to(tl.float32)
+        if SUB_MEAN:
+            x = tl.where(valid[:, None], x - mean[None, :], 0.0)
+        return x
+
+    @triton.jit
+    def _pool_exact_kernel(
+        X, MEAN, P, stride_b, stride_l, stride_h, H, L, NB,
+        HEAD_DIM: tl.constexpr, BLK: tl.constexpr, SUB_MEAN: tl.constexpr,
+    ):
+        """P[bh, n] = (sum of rows of block n of x[b, :, h, :] (- MEAN[bh])) / count, rounded to P's dtype.
+
+        The fp32 sum replays torch's CUDA reduction of the reference's padded [.., BLK, D] float32
+        view over its BLK axis (Reduce.cuh for BLK in {64, 128}, D = 128 outputs per row: 4 warps
+        split the rows, warp y takes rows y, y+4, ...; each thread keeps vt0 = 4 accumulators,
+        accumulator i takes rows 16m + 4i + y in order of m; the four are combined as
+        ((a0 + a1) + a2) + a3; the warps as (w0 + w2) + (w1 + w3)), so the bf16 means -- and the
+        block map -- are bit-identical to :func:`sla_block_map`'s.  No multiplies: no FMA contraction;
+        the division is IEEE round-to-nearest as torch's."""
+        pid_n = tl.program_id(0)
+        pid_bh = tl.program_id(1)
+        b = pid_bh // H
+        h = pid_bh % H
+        base = b.to(tl.int64) * stride_b + h * stride_h
+        offs_d = tl.arange(0, HEAD_DIM)
+        offs_y = tl.arange(0, 4)
+        mean = tl.zeros((HEAD_DIM,), dtype=tl.float32)
+        if SUB_MEAN:
+            mean = tl.load(MEAN + pid_bh * HEAD_DIM + offs_d)
+        row0 = pid_n * BLK
+        a0 = tl.zeros((4, HEAD_DIM), dtype=tl.float32)  # [warp y, D]
+        a1 = tl.zeros((4, HEAD_DIM), dtype=tl.float32)
+        a2 = tl.zeros((4, HEAD_DIM), dtype=tl.float32)
+        a3 = tl.zeros((4, HEAD_DIM), dtype=tl.float32)
+        for m in tl.static_range(BLK // 16):
+            r = row0 + 16 * m + offs_y
+            a0 += _pool_rows4(X, base, stride_l, r, L, mean, offs_d, SUB_MEAN)
+            a1 += _pool_rows4(X, base, stride_l, r + 4, L, mean, offs_d, SUB_MEAN)
+            a2 += _pool_rows4(X, base, stride_l, r + 8, L, mean, offs_d, SUB_MEAN)
+            a3 += _pool_rows4(X, base, stride_l, r + 12, L, mean, offs_d, SUB_MEAN)
+        t = ((a0 + a1) + a2) + a3  # [4, D]: one partial per warp
+        t = tl.sum(tl.reshape(t, (2, 2, HEAD_DIM)), axis=0)  # [w0 + w2, w1 + w3] (a sum of two: exact order)
+        s = tl.sum(t, axis=0)  # (w0 + w2) + (w1 + w3)
+        cnt = tl.minimum(L - row0, BLK).to(tl.float32)
+        tl.store(P + (pid_bh.to(tl.int64) * NB + pid_n) * HEAD_DIM + offs_d,
+                 tl.div_rn(s, cnt).to(P.dtype.element_ty))
+
+    @triton.jit
     def _quant_blocks_kernel(
         X, XQ, XS, MEAN,
         stride_b, stride_l, stride_h,
@@ -336,12 +391,17 @@ def triton_usable(t: torch.Tensor) -> bool:
     return HAS_TRITON and t.is_cuda and torch.cuda.get_device_capability(t.device)[0] >= 8
 
 
-# Block map of the fast path: True -> Triton pooling (one pass over q and k, fp32 sums; pooled
-# values equal the reference's up to fp32 summation order: 0.59 ms instead of 1.84 ms at
-# 12 x 32,760 x 128 on an H100, but on 2026-11-22 one of 3,072 query-block rows there picked a
-# different key block than the reference, a near-tie); False (default) -> the reference's own
-# torch ops, so the block map is identical to sla_block_map's.
-FAST_BLOCK_MAP = False
+# Block map of the fast path:
+# "reference": the reference's own torch ops (pooling in fp32 torch reductions + torch.topk);
+# "exact": Triton pooling that replays torch's CUDA summation order (_pool_exact_kernel), so the
+#   pooled means, scores and map are bit-identical to sla_block_map's; k's mean over the sequence
+#   stays the reference's torch op (the default: 0.49 ms instead of 1.79 ms at 12 x 32,760 x 128 on
+#   an H200, 2026-11-22; bit-identical pooled values, scores and maps in tests/test_kernels_gpu.py,
+#   and a bit-identical 1.3B DiT forward);
+# "fast": Triton pooling in its own order (fp32 sums; 0.59 ms instead of 1.84 ms at
+#   12 x 32,760 x 128 on an H100, but on 2026-11-22 one of 3,072 query-block rows picked a
+#   different key block than the reference, a near-tie).
+BLOCK_MAP = "exact"
 
 
 def _pool_triton(x: torch.Tensor, blk: int) -> torch.Tensor:
@@ -354,21 +414,49 @@ def _pool_triton(x: torch.Tensor, blk: int) -> torch.Tensor:
     return p
 
 
+def _pool_exact_triton(x: torch.Tensor, blk: int, mean: torch.Tensor | None) -> torch.Tensor:
+    """Block means of x [B, L, H, D] (minus ``mean`` [B, H, 1, D] float32) -> [B, H, nb, D] in x's
+    dtype, bit-identical to ``_pool_blocks(x_h - mean, blk).to(x.dtype)`` on CUDA."""
+    B, L, H, D = x.shape
+    assert blk in (64, 128) and D == 128, (blk, D)  # the reduction shapes whose order we replay
+    nb = triton.cdiv(L, blk)
+    p = torch.empty(B, H, nb, D, device=x.device, dtype=x.dtype)
+    m = mean.reshape(B * H, D).contiguous() if mean is not None else p
+    _pool_exact_kernel[(nb, B * H)](x, m, p, x.stride(0), x.stride(1), x.stride(2), H, L, nb,
+                                    HEAD_DIM=D, BLK=blk, SUB_MEAN=mean is not None, num_warps=2)
+    return p
+
+
+def block_scores_exact_triton(q: torch.Tensor, k: torch.Tensor, blkq: int = BLKQ, blkk: int = BLKK):
+    """CUDA: (scores [B, H, nQ, nK], k mean float32 [B, H, 1, D], pooled q, pooled k) for q, k in
+    [B, L, H, D]; the same values as ``_block_scores_and_mean`` on the transposed inputs."""
+    kh = k.transpose(1, 2)
+    k_mean = kh.float().mean(dim=2, keepdim=True)  # the reference's op: same layout, same order
+    pq = _pool_exact_triton(q, blkq, None)
+    pk = _pool_exact_triton(k, blkk, k_mean)
+    return pq @ pk.transpose(-1, -2), k_mean, pq, pk
+
+
 def sla_block_indices(q: torch.Tensor, k: torch.Tensor, topk: float, blkq: int = BLKQ, blkk: int = BLKK,
-                      exact: bool | None = None):
+                      mode: str | None = None):
     """Selected key blocks per query block, for q, k [B, L, H, D].
 
-    Returns (idx int32 [B, H, nQ, n] ascending, k mean float32 [B, H, 1, D]).  ``exact`` (default
-    ``not FAST_BLOCK_MAP``, and always off CUDA) uses the reference's own ops, so ``idx`` marks
-    exactly the blocks of :func:`sla_block_map`; otherwise the pooling runs in Triton and
-    smooth-k is applied to the pooled means (mean(k_blk) - mean(k) == mean(k_blk - mean(k))).
+    Returns (idx int32 [B, H, nQ, n] ascending, k mean float32 [B, H, 1, D]).  ``mode`` (default
+    :data:`BLOCK_MAP`; always "reference" off CUDA): "reference" and "exact" mark exactly the
+    blocks of :func:`sla_block_map`; "fast" pools in Triton in its own order and applies smooth-k
+    to the pooled means (mean(k_blk) - mean(k) == mean(k_blk - mean(k))).
     """
-    if exact is None:
-        exact = not FAST_BLOCK_MAP
-    if exact or not triton_usable(q):
+    mode = BLOCK_MAP if mode is None else mode
+    if not triton_usable(q) or q.shape[-1] not in (64, 128) or (blkq, blkk) != (BLKQ, BLKK):
+        mode = "reference"
+    if mode == "exact" and q.shape[-1] != 128:  # the replayed reduction order assumes D = 128
+        mode = "reference"
+    if mode == "reference":
         qh, kh = q.transpose(1, 2), k.transpose(1, 2)
         scores, k_mean = _block_scores_and_mean(qh, kh, blkq, blkk)
-    else:
+    elif mode == "exact":
+        scores, k_mean, _, _ = block_scores_exact_triton(q, k, blkq, blkk)
+    elif mode == "fast":
         L = q.shape[1]
         pq = _pool_triton(q, blkq)
         pk = _pool_triton(k, blkk)  # [B, H, nK, D] raw block means
@@ -376,6 +464,8 @@ def sla_block_indices(q: torch.Tensor, k: torch.Tensor, topk: float, blkq: int =
         counts[-1] = L - (pk.shape[2] - 1) * blkk
         k_mean = (pk * counts[:, None]).sum(dim=2, keepdim=True) / L
         scores = pq.to(q.dtype) @ (pk - k_mean).to(q.dtype).transpose(-1, -2)
+    else:
+        raise ValueError(f"block map mode {mode!r}: 'reference', 'exact' or 'fast'")
     n = selected_blocks(topk, scores.shape[-1])
     idx = scores.float().topk(n, dim=-1).indices
     idx = idx.to(torch.int32).sort(dim=-1).values.contiguous()  # ascending: sequential-ish k reads

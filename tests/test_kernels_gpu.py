@@ -69,20 +69,46 @@ def test_sla_matches_reference(B, L, H, D, topk, dtype, kind):
 
 @pytest.mark.parametrize("B,L,H,D,topk,dtype", SLA_CASES)
 def test_block_map_paths_identical(B, L, H, D, topk, dtype):
-    """Both block-map paths against the reference: the exact path must match bit for bit; the
-    Triton-pooling path (the default) differs from it only by fp32 summation order."""
+    """Every block-map path against the reference: "reference" and "exact" must match bit for bit;
+    "fast" (Triton pooling in its own order) differs only by fp32 summation order."""
     q, k, _, _, _ = _qkv(B, L, H, D, dtype, seed=3 * L + H)
     ref = sla.sla_block_map(q.transpose(1, 2), k.transpose(1, 2), topk)
-    for exact in (True, False):
-        idx, _ = sla.sla_block_indices(q, k, topk, exact=exact)
+    for mode in ("reference", "exact", "fast"):
+        idx, _ = sla.sla_block_indices(q, k, topk, mode=mode)
         bm = torch.zeros_like(ref)
         bm.scatter_(-1, idx.long(), True)
         bad_rows = (bm != ref).any(-1).sum().item()
-        print(f"block map exact={exact} {B}x{L}x{H}x{D} topk={topk}: {bad_rows} query-block rows differ")
-        if exact:  # the default path: identical
+        print(f"block map {mode} {B}x{L}x{H}x{D} topk={topk}: {bad_rows} query-block rows differ")
+        if mode != "fast":
             assert bad_rows == 0
-        else:  # opt-in Triton pooling: near-ties may flip (1 of 3,072 rows seen at 1.3B shapes)
+        else:  # opt-in: near-ties may flip (1 of 3,072 rows seen at 1.3B shapes)
             assert bad_rows <= max(1, ref.shape[0] * ref.shape[1] * ref.shape[2] // 1000)
+
+
+@pytest.mark.parametrize("L", [32760, 32768, 2000, 4096 + 77, 64, 130, 1])
+@pytest.mark.parametrize("layout", ["contiguous", "fused_qkv"])
+def test_exact_pooling_bit_identical(L, layout):
+    """The Triton pooling of the "exact" block map equals the reference's torch pooling bit for bit
+    (pooled q, smooth-k pooled k, k mean and the bf16 scores), on fresh random inputs."""
+    H, D = (12, 128) if L >= 32760 else (3, 128)
+    for trial in range(3):
+        g = torch.Generator(device=DEV).manual_seed(1000 * trial + L)
+        if layout == "fused_qkv":  # q, k as slices of one [B, L, 3, H, D] projection, as in the DiT
+            qkv = torch.randn(1, L, 3, H, D, device=DEV, generator=g).mul_(2.0).to(torch.bfloat16)
+            q, k = qkv[:, :, 0], qkv[:, :, 1]
+        else:
+            q, k = (torch.randn(1, L, H, D, device=DEV, generator=g).mul_(2.0).add_(0.3).to(torch.bfloat16)
+                    for _ in range(2))
+        qh, kh = q.transpose(1, 2), k.transpose(1, 2)
+        k_mean_ref = kh.float().mean(dim=2, keepdim=True)
+        pq_ref = sla._pool_blocks(qh, sla.BLKQ).to(q.dtype)
+        pk_ref = sla._pool_blocks(kh.float() - k_mean_ref, sla.BLKK).to(q.dtype)
+        scores_ref = pq_ref @ pk_ref.transpose(-1, -2)
+        scores, k_mean, pq, pk = sla.block_scores_exact_triton(q, k)
+        assert torch.equal(k_mean, k_mean_ref)
+        assert torch.equal(pq.view(torch.int16), pq_ref.view(torch.int16))
+        assert torch.equal(pk.view(torch.int16), pk_ref.view(torch.int16))
+        assert torch.equal(scores.view(torch.int16), scores_ref.view(torch.int16))
 
 
 def test_sla_public_launchers_use_fast_path_and_per_call_topk():
@@ -181,3 +207,21 @@ def test_registry_on_gpu():
 
     av = available_backends()
     assert av["sla"][0] and av["sagesla"][0] and av["int8"][0], av
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-3), (torch.bfloat16, 1e-2)])
+def test_ffn_gelu_epilogue_matches_ffn(dtype, tol):
+    """The FFN with GELU-tanh in the GEMM epilogue computes the plain FFN (tanh GELU on CUDA)."""
+    from torch import nn
+
+    from engine.models.wan_dit import ffn_gelu_epilogue
+
+    torch.manual_seed(11)
+    ffn = nn.Sequential(nn.Linear(96, 320), nn.GELU(approximate="tanh"), nn.Linear(320, 96)).to(DEV, dtype)
+    h = torch.randn(2, 333, 96, device=DEV, dtype=dtype)
+    with torch.no_grad():
+        ref = ffn.double()(h.double()) if dtype == torch.float32 else ffn.float()(h.float())
+        ffn.to(dtype)
+        out = ffn_gelu_epilogue(ffn, h)
+    assert out.dtype == dtype and out.shape == h.shape
+    assert _rel(out, ref) < tol
