@@ -296,6 +296,49 @@ def _loop14b(out: Path, results: dict, configs) -> None:
         (out / "loop14b.json").write_text(json.dumps(results, indent=1))
 
 
+def _opt(out: Path, results: dict) -> None:
+    """One 1.3B sla/bf16 DiT forward per option (block map "reference"/"exact", GELU in the GEMM
+    epilogue off/on): time, bit-equality of the exact map's forward, agreement with the reference path."""
+    import torch
+
+    from engine import loading
+    from engine.configs import get_preset
+    from engine.models import wan_dit
+    from kernels import sla
+    from kernels.registry import reference_only
+
+    cfg = get_preset("Wan2.1-1.3B").dit
+    g = torch.Generator(device="cuda").manual_seed(0)
+    x = torch.randn(1, 16, 21, 60, 104, device="cuda", generator=g).to(torch.bfloat16)
+    ctx = torch.randn(1, 512, 4096, device="cuda", generator=g).to(torch.bfloat16)
+    ctx[:, 40:] = 0
+    t = torch.full((1, 1), 988.0, device="cuda").to(torch.bfloat16)
+    m = loading.build_random_dit(cfg, 7, attention="sla", quant_linear=False, device="cuda", dtype=torch.bfloat16)
+    m.fused = True
+    outs = {}
+    with torch.inference_mode():
+        fwd = lambda: m(x, t, ctx)  # noqa: E731
+        for block_map, gelu in (("reference", False), ("exact", False), ("reference", True), ("exact", True),
+                                ("reference", False)):
+            sla.BLOCK_MAP, wan_dit.FFN_GELU_EPILOGUE = block_map, gelu
+            name = f"map={block_map},gelu_epilogue={gelu}"
+            results[name] = {"forward_s": _cuda_time(fwd, reps=5)}
+            outs[name] = fwd().float()
+            _log("opt", name, results[name])
+        sla.BLOCK_MAP, wan_dit.FFN_GELU_EPILOGUE = "reference", False
+        with reference_only():
+            ref = fwd().float()
+    base = outs["map=reference,gelu_epilogue=False"]
+    for name, o in outs.items():
+        results[name]["rel_l2_vs_reference_path"] = _rel(o, ref)
+        results[name]["bit_equal_to_map_reference_no_epilogue"] = bool(torch.equal(o, base))
+        results[name]["rel_l2_vs_map_reference_no_epilogue"] = _rel(o, base)
+    _log("opt", json.dumps(results, indent=1))
+    (out / "opt.json").write_text(json.dumps(results, indent=1))
+    del m
+    _free()
+
+
 def suite(out: Path, parts: list[str], deadline: float) -> int:
     import torch
 
@@ -317,6 +360,8 @@ def suite(out: Path, parts: list[str], deadline: float) -> int:
                 _agree(out, {}, [("sla", False), ("sagesla", True), ("original", False)], profile=True)
             elif part == "vae":
                 _vae(out, {})
+            elif part == "opt":
+                _opt(out, {})
             elif part == "offload":
                 _turns(out / "offload", {}, [("sagesla", True)], offload=True, repeats=2)
             elif part == "14b":

@@ -255,6 +255,27 @@ class CrossAttention(nn.Module):
 # Block and head
 
 
+# CUDA fused block: GELU-tanh in the FFN up-projection's GEMM epilogue (cuBLASLt GELU_BIAS through
+# torch._addmm_activation) instead of a separate pass over the [L, ffn_dim] activations
+# (1.20x on the 1.3B up-projection + GELU on an H200; DiT output agreement unchanged: BENCHMARKS.md).
+FFN_GELU_EPILOGUE = True
+
+
+def ffn_gelu_epilogue(ffn: nn.Sequential, h: torch.Tensor) -> torch.Tensor:
+    """ffn(h) for h [B, L, C] with the GELU fused into the first GEMM (bf16 Linear only).
+
+    The epilogue applies GELU to the fp32 accumulator before the one rounding to bf16 (the plain
+    path rounds, then GELUs, then rounds again): the same function within bf16 rounding."""
+    up, _, down = ffn
+    # CUDA only: there the epilogue (and torch's fallback) is the tanh GELU; torch's CPU
+    # _addmm_activation applies the erf GELU instead.
+    if not h.is_cuda or type(up) is not nn.Linear or up.bias is None:
+        return ffn(h)
+    B, L, C = h.shape
+    y = torch._addmm_activation(up.bias, h.reshape(B * L, C), up.weight.t(), use_gelu=True)  # [B*L, F]
+    return down(y.view(B, L, -1))
+
+
 class WanBlock(nn.Module):
     def __init__(self, cfg: DiTConfig, attention: str, quant: bool, fast_norm: bool):
         super().__init__()
@@ -290,7 +311,7 @@ class WanBlock(nn.Module):
                                    affine=True)
         y = self.cross_attn(h, context)
         x, h = residual_layer_norm(x, y, None, m[3], m[4], self.eps)
-        y = self.ffn(h)
+        y = ffn_gelu_epilogue(self.ffn, h) if FFN_GELU_EPILOGUE else self.ffn(h)
         x, _ = residual_layer_norm(x, y, m[5], None, None, self.eps, norm=False)
         return x
 
