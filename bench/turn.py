@@ -47,7 +47,11 @@ def main(argv=None) -> int:
                    "backend, agreement with the reference path, profile, VAE, 14B loop) into DIR")
     p.add_argument("--suite-parts", default="turns,agree,vae,offload,14b")
     p.add_argument("--deadline-s", type=float, default=540.0, help="suite: skip parts past this many seconds")
+    p.add_argument("--mp4-presets", metavar="LIST", help="only time write_mp4 per x264 preset (comma list) "
+                   "on a smooth moving-shape clip and on noise, 81x480x832 (CPU work; no model)")
     a = p.parse_args(argv)
+    if a.mp4_presets:
+        return mp4_presets(a.mp4_presets.split(","))
     if a.suite:
         return suite(Path(a.suite), a.suite_parts.split(","), a.deadline_s)
 
@@ -93,6 +97,46 @@ def main(argv=None) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
+def synthetic_clip(kind: str, frames: int = 81, height: int = 480, width: int = 832, seed: int = 0):
+    """uint8 [F, H, W, 3]: "smooth" = a gradient background with a moving disc and square (real
+    video compresses like this), "noise" = uniform noise (what random weights decode to)."""
+    import numpy as np
+
+    if kind == "noise":
+        return np.random.default_rng(seed).integers(0, 256, (frames, height, width, 3), dtype=np.uint8)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    out = np.empty((frames, height, width, 3), np.uint8)
+    for f in range(frames):
+        img = np.stack([xx / width * 200 + 20 * np.sin(f / 9), yy / height * 180 + 30,
+                        np.full_like(xx, 90 + f)], -1)
+        cx, cy = width * (0.2 + 0.6 * f / frames), height * (0.5 + 0.3 * np.sin(f / 12))
+        img[(xx - cx) ** 2 + (yy - cy) ** 2 < 60**2] = (240, 200, 40)
+        sx, sy = int(width * 0.8 - 5 * f) % width, int(height * 0.2 + 2 * f) % height
+        img[sy:sy + 80, sx:sx + 80] = (30, 60, 220)
+        out[f] = np.clip(img, 0, 255).astype(np.uint8)
+    return out
+
+
+def mp4_presets(presets: list[str]) -> int:
+    import os
+
+    from engine.video import write_mp4
+
+    print(f"# write_mp4, 81x480x832, {os.cpu_count()} CPUs; seconds (best of 2) and bytes")
+    print("| clip | preset | seconds | MB |\n|---|---|---|---|")
+    for kind in ("smooth", "noise"):
+        frames = synthetic_clip(kind)
+        for preset in presets:
+            with tempfile.TemporaryDirectory() as tmp:
+                times = []
+                for _ in range(2):
+                    t0 = time.perf_counter()
+                    p = write_mp4(frames, Path(tmp) / "clip.mp4", preset=preset)
+                    times.append(time.perf_counter() - t0)
+                print(f"| {kind} | {preset} | {min(times):.2f} | {p.stat().st_size / 1e6:.2f} |", flush=True)
+    return 0
+
+
 # The GPU suite: everything issue 9 asks for in one process (device time is scarce).
 
 T0 = time.perf_counter()

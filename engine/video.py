@@ -1,17 +1,47 @@
 """Writing turns to disk: H.264 mp4 (yuv420p, 16 fps) through imageio-ffmpeg's bundled ffmpeg,
 plus a PNG thumbnail.  Files are written under a temporary name and renamed, so a crash never
 leaves a half-written file under a final name, and names never collide.
+
+Every mp4 goes through :func:`_h264_writer` (one place for the encoder settings): whole clips
+via :func:`write_mp4`, and chunks streamed from a background thread via :class:`Mp4Stream`
+(the CUDA pipeline feeds it while the VAE decodes the next chunk).
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+import queue
+import threading
 from pathlib import Path
 
 import numpy as np
 
 FPS = 16  # the reference writes 16 fps (FORMATS.md section 6)
+# x264 speed preset.  The quality setting (imageio-ffmpeg quality 8 = crf 10) is unchanged; a
+# faster preset spends less search effort per frame, so files get somewhat larger.  "veryfast":
+# see BENCHMARKS.md "mp4 write" for time and size against the default ("medium").
+X264_PRESET = "veryfast"
+
+
+def _h264_writer(path: Path, width: int, height: int, fps: int, preset: str | None = None):
+    """A started imageio-ffmpeg generator that takes uint8 [H, W, 3] frames (``send``)."""
+    import imageio_ffmpeg
+
+    if height % 2 or width % 2:
+        raise ValueError(f"yuv420p needs even sizes, got {width}x{height}")
+    w = imageio_ffmpeg.write_frames(
+        str(path), (width, height), fps=fps, codec="libx264", pix_fmt_in="rgb24", pix_fmt_out="yuv420p",
+        quality=8, macro_block_size=1, ffmpeg_log_level="error",
+        output_params=["-preset", preset or X264_PRESET],
+    )
+    w.send(None)  # start the generator
+    return w
+
+
+def _part(path: Path) -> Path:
+    """The temporary name a file is written under before the rename."""
+    return path.with_name(f".{path.stem}.part{path.suffix}")
 
 
 def to_uint8_frames(video: "np.ndarray") -> np.ndarray:
@@ -34,20 +64,12 @@ def unique_path(directory: str | os.PathLike, stem: str, suffix: str) -> Path:
     raise AssertionError("unreachable")
 
 
-def write_mp4(frames: np.ndarray, path: str | os.PathLike, fps: int = FPS) -> Path:
+def write_mp4(frames: np.ndarray, path: str | os.PathLike, fps: int = FPS, preset: str | None = None) -> Path:
     """Write uint8 [F, H, W, 3] frames as H.264 yuv420p; H and W must be even."""
-    import imageio_ffmpeg
-
     path = Path(path)
     F, H, W, _ = frames.shape
-    if H % 2 or W % 2:
-        raise ValueError(f"yuv420p needs even sizes, got {W}x{H}")
-    tmp = path.with_name(f".{path.stem}.part{path.suffix}")
-    writer = imageio_ffmpeg.write_frames(
-        str(tmp), (W, H), fps=fps, codec="libx264", pix_fmt_in="rgb24", pix_fmt_out="yuv420p",
-        quality=8, macro_block_size=1, ffmpeg_log_level="error",
-    )
-    writer.send(None)  # start the generator
+    tmp = _part(path)
+    writer = _h264_writer(tmp, W, H, fps, preset)
     try:
         for f in frames:
             writer.send(np.ascontiguousarray(f))
@@ -55,6 +77,57 @@ def write_mp4(frames: np.ndarray, path: str | os.PathLike, fps: int = FPS) -> Pa
         writer.close()
     os.replace(tmp, path)
     return path
+
+
+class Mp4Stream:
+    """H.264 writers fed from a background thread, so encoding overlaps other work (the decode).
+
+    One file per path; :meth:`put` takes uint8 [B, T, H, W, 3] chunks (B = number of paths).
+    Files are written under a temporary name and renamed on :meth:`finish`; an encoder error is
+    raised by the next :meth:`put` or by :meth:`finish`.
+    """
+
+    def __init__(self, paths: list[Path], fps: int = FPS, preset: str | None = None):
+        self.paths = [Path(p) for p in paths]
+        self.fps = fps
+        self.preset = preset
+        self._queue: queue.Queue = queue.Queue()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._work, name="mp4-writer", daemon=True)
+        self._thread.start()
+
+    def put(self, frames: np.ndarray) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(frames)
+
+    def _work(self) -> None:
+        writers = []
+        try:
+            while (item := self._queue.get()) is not None:
+                if not writers:
+                    _, _, H, W, _ = item.shape
+                    for p in self.paths:
+                        writers.append(_h264_writer(_part(p), W, H, self.fps, self.preset))
+                for w, frames in zip(writers, item):
+                    for f in frames:
+                        w.send(np.ascontiguousarray(f))
+        except BaseException as e:  # reported by put/finish on the caller's thread
+            self._error = e
+            while self._queue.get() is not None:  # drain so finish() does not block
+                pass
+        finally:
+            for w in writers:
+                w.close()
+
+    def finish(self) -> list[str]:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        for p in self.paths:
+            os.replace(_part(p), p)
+        return [str(p) for p in self.paths]
 
 
 def write_png(frame: np.ndarray, path: str | os.PathLike) -> Path:
