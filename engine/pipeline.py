@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import queue
 import resource
 import threading
 import time
@@ -31,7 +30,7 @@ from engine.models.tokenizer import load_tokenizer
 from engine.models.umt5 import encode_text
 from engine.preview import make_preview
 from engine.sampler import expert_for_steps, rcm_schedule, sample_rcm
-from engine.video import FPS, to_uint8_frames, unique_path, write_mp4, write_png
+from engine.video import Mp4Stream, to_uint8_frames, unique_path, write_mp4, write_png
 
 PROMPT_CACHE_SIZE = 32
 TIME_UPSAMPLE = 4  # video frames per latent frame after the first (the VAE's temporal stride)
@@ -92,69 +91,6 @@ def to_uint8_frames_torch(video: torch.Tensor) -> torch.Tensor:
     x = video.float().clamp(-1.0, 1.0)
     x = torch.floor((x + 1.0) / 2.0 * 255.0 + 0.5).to(torch.uint8)
     return x.permute(0, 2, 3, 4, 1).contiguous()
-
-
-class _Mp4Stream:
-    """H.264 writers fed from a background thread, so encoding overlaps the GPU's decode.
-
-    Same encoder settings as :func:`engine.video.write_mp4` (libx264, yuv420p, quality 8); files are
-    written under a temporary name and renamed on :meth:`finish`.
-    """
-
-    def __init__(self, paths: list[Path], fps: int = FPS):
-        self.paths = paths
-        self.fps = fps
-        self._queue: queue.Queue = queue.Queue()
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._work, name="mp4-writer", daemon=True)
-        self._thread.start()
-
-    def put(self, frames: np.ndarray) -> None:
-        """uint8 [B, T, H, W, 3] (B = number of paths)."""
-        if self._error is not None:
-            raise self._error
-        self._queue.put(frames)
-
-    def _work(self) -> None:
-        import imageio_ffmpeg
-
-        writers = []
-        try:
-            while (item := self._queue.get()) is not None:
-                if not writers:
-                    _, _, H, W, _ = item.shape
-                    if H % 2 or W % 2:
-                        raise ValueError(f"yuv420p needs even sizes, got {W}x{H}")
-                    for p in self.paths:
-                        w = imageio_ffmpeg.write_frames(
-                            str(self._tmp(p)), (W, H), fps=self.fps, codec="libx264", pix_fmt_in="rgb24",
-                            pix_fmt_out="yuv420p", quality=8, macro_block_size=1, ffmpeg_log_level="error",
-                        )
-                        w.send(None)  # start the generator
-                        writers.append(w)
-                for w, frames in zip(writers, item):
-                    for f in frames:
-                        w.send(f)
-        except BaseException as e:  # reported by put/finish on the turn's thread
-            self._error = e
-            while self._queue.get() is not None:  # drain so finish() does not block
-                pass
-        finally:
-            for w in writers:
-                w.close()
-
-    @staticmethod
-    def _tmp(p: Path) -> Path:
-        return p.with_name(f".{p.stem}.part{p.suffix}")
-
-    def finish(self) -> list[str]:
-        self._queue.put(None)
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        for p in self.paths:
-            os.replace(self._tmp(p), p)
-        return [str(p) for p in self.paths]
 
 
 class _Turn:
@@ -426,7 +362,7 @@ class ResidentPipeline:
         mp4s = [unique_path(out_dir, stem if n == 1 else f"{stem}-{i}", ".mp4") for i in range(n)]
         total_frames = 1 + TIME_UPSAMPLE * (latent.shape[2] - 1)
         middle = None
-        stream = _Mp4Stream(mp4s)
+        stream = Mp4Stream(mp4s)
         try:
             with turn.stage("decode", dev):
                 seen = 0
