@@ -23,6 +23,7 @@ from engine import loading
 from engine.api import (
     EngineInfo, LaunchConfig, ProgressCallback, ProgressEvent, TurnRequest, TurnResult, adaptive_size,
 )
+from engine.assets import shipped_checkpoints
 from engine.checkpoint import file_summary
 from engine.configs import ModelPreset, get_preset
 from engine.errors import Cancelled, CheckpointError, EngineError, OutOfMemory, TurboError, ValidationError
@@ -153,6 +154,11 @@ class ResidentPipeline:
 
     def _load_models(self) -> None:
         launch, preset, dev, dt = self.launch, self.preset, self.device, self.dtype
+        # The built-in tiny model's trained weights ship in engine/assets; they serve when no
+        # checkpoint is configured (--random-weights keeps the random model).
+        shipped = {} if launch.random_weights else shipped_checkpoints(launch.model, launch.quant_linear)
+        if shipped and not (launch.dit_path or launch.vae_path or launch.text_encoder_path):
+            launch = launch.replace(**{f"{role}_path": path for role, path in shipped.items()})
         files_optional = launch.model.startswith("tiny") or launch.random_weights
         # Random-weight benchmarks need token ids of the right shape only: the built-in
         # byte tokenizer serves when the umT5 tokenizer files are not there.
