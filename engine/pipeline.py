@@ -222,7 +222,11 @@ class ResidentPipeline:
     def memory_in_use(self) -> int:
         if self.device.type == "cuda":
             return int(torch.cuda.memory_allocated(self.device))
-        return 0
+        try:  # CPU: the process's resident set (Linux)
+            with open("/proc/self/statm") as f:
+                return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError, IndexError):
+            return 0
 
     def cancel(self) -> None:
         self._cancel.set()
@@ -240,7 +244,8 @@ class ResidentPipeline:
         self._check_mode(request)
         request = request.replace(sigma_max=request.effective_sigma_max)
         with self._lock:
-            self._cancel.clear()
+            # The cancel flag is cleared when a turn ends, not when it starts, so a cancel that
+            # arrives between submitting a turn and its start still stops it.
             try:
                 return self._run(request, Path(output_dir), on_progress)
             except torch.cuda.OutOfMemoryError:
@@ -256,6 +261,8 @@ class ResidentPipeline:
                     self._recover()
                     raise OutOfMemory(f"out of memory during the turn ({str(e).splitlines()[0][:120]})") from None
                 raise EngineError(f"the turn failed: {str(e).splitlines()[0][:200]}") from e
+            finally:
+                self._cancel.clear()
 
     # ------------------------------------------------------------------ the turn
 

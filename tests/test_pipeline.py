@@ -12,7 +12,7 @@ import torch
 from _reference import dit_config, fixture, subdict
 from engine.api import LaunchConfig, TurnRequest, open_engine
 from engine.configs import VAEConfig
-from engine.errors import Cancelled, ValidationError
+from engine.errors import Cancelled, OutOfMemory, ValidationError
 from engine.models.wan_dit import WanDiT
 from engine.models.wan_vae import WanVAE
 from engine.pipeline import denoise, i2v_condition
@@ -242,3 +242,34 @@ def test_tiny_i2v_turn(tmp_path):
         assert (res2.width, res2.height) == (240, 144)
     finally:
         engine.close()
+
+
+def test_cancel_before_the_turn_starts_still_cancels(t2v, tmp_path):
+    t2v.cancel()  # e.g. Esc pressed after submitting, before the worker called generate()
+    with pytest.raises(Cancelled):
+        t2v.generate(TurnRequest("x", **SMALL), str(tmp_path))
+    res = t2v.generate(TurnRequest("x", **SMALL), str(tmp_path))  # the flag is cleared afterwards
+    assert res.video_paths
+
+
+def test_memory_in_use_on_cpu(t2v):
+    assert t2v.memory_in_use() > 10 * 2**20  # the process holds the models: at least some MiB
+
+
+@pytest.mark.parametrize("error", [torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+                                   RuntimeError("[enforce fail at alloc_cpu.cpp] DefaultCPUAllocator: not enough memory: out of memory")])
+def test_out_of_memory_is_reported_and_engine_stays_usable(t2v, tmp_path, error):
+    net = t2v.experts["main"]
+    original = net.forward
+
+    def exhausted(*args, **kwargs):  # what the allocator raises when the device is full
+        raise error
+
+    net.forward = exhausted
+    try:
+        with pytest.raises(OutOfMemory) as e:
+            t2v.generate(TurnRequest("big", **SMALL), str(tmp_path))
+        assert "out of" in str(e.value) and "\n" not in str(e.value)
+    finally:
+        net.forward = original
+    assert t2v.generate(TurnRequest("small again", **SMALL), str(tmp_path)).video_paths
