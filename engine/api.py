@@ -275,7 +275,8 @@ def parse_field(name: str, text: str) -> Any:
 def default_request(model: str = "tiny", prompt: str = "") -> TurnRequest:
     """Per-turn defaults that suit a model (the tiny model runs small clips on a CPU)."""
     if model.startswith("tiny"):
-        return TurnRequest(prompt=prompt, resolution="192p", num_frames=9)
+        # 192x192x9: the size the built-in tiny model is trained at (engine/train)
+        return TurnRequest(prompt=prompt, resolution="192p", aspect_ratio="1:1", num_frames=9)
     if model in I2V_MODELS:
         return TurnRequest(prompt=prompt, resolution="720p")
     return TurnRequest(prompt=prompt)

@@ -84,7 +84,9 @@ PRESETS: dict[str, ModelPreset] = {
     # models; byte-level tokenizer (vocab = 256 bytes + pad/eos/unk), so no download.
     "tiny": ModelPreset(
         "tiny",
-        DiTConfig(dim=128, ffn_dim=256, num_heads=2, num_layers=4, text_dim=64),
+        # Patch (1, 1, 1): a 192x192x9 clip is 3x24x24 = 1,728 tokens (27 SLA key blocks), so
+        # top-k 0.05/0.1/0.15/0.3 keep 1/2/4/8 blocks; with Wan's (1, 2, 2) it would be 432.
+        DiTConfig(dim=128, ffn_dim=256, num_heads=2, num_layers=4, text_dim=64, patch_size=(1, 1, 1)),
         VAEConfig(dim=4),
         T5Config(vocab_size=260, dim=64, dim_attn=64, dim_ffn=128, num_heads=4, num_layers=2),
         "bytes",
@@ -93,7 +95,7 @@ PRESETS: dict[str, ModelPreset] = {
 # The tiny I2V pair (high- and low-noise experts share this config), like Wan2.2-A14B.
 PRESETS["tiny-i2v"] = ModelPreset(
     "tiny-i2v",
-    DiTConfig(dim=128, ffn_dim=256, num_heads=2, num_layers=4, text_dim=64, in_dim=36),
+    DiTConfig(dim=128, ffn_dim=256, num_heads=2, num_layers=4, text_dim=64, in_dim=36, patch_size=(1, 1, 1)),
     PRESETS["tiny"].vae, PRESETS["tiny"].text, "bytes", i2v=True,
 )
 

@@ -64,5 +64,6 @@ def test_module_names_are_checkpoint_keys():
                 "blocks.0.self_attn.attn_op.local_attn.proj_l.weight", "blocks.1.norm3.bias",
                 "blocks.2.cross_attn.o.weight", "blocks.0.ffn.2.weight", "head.modulation", "head.head.bias"):
         assert key in names, key
-    assert m.patch_embedding.weight.shape == (128, 16 * 4)  # a Linear, not Wan's Conv3d
+    kt, kh, kw = PRESETS["tiny"].dit.patch_size
+    assert m.patch_embedding.weight.shape == (128, 16 * kt * kh * kw)  # a Linear, not Wan's Conv3d
     assert not any(b.is_floating_point() for b in m.buffers())  # no rope buffers
