@@ -168,7 +168,9 @@ if HAS_TRITON:
 
 def triton_usable(t: torch.Tensor) -> bool:
     """True when the Triton path can run on ``t``'s device (CUDA, triton importable, sm80+)."""
-    return HAS_TRITON and t.is_cuda and torch.cuda.get_device_capability(t.device)[0] >= 8
+    # The kernels are forward-only: where autograd needs this tensor's gradient (training),
+    # the reference runs.
+    return HAS_TRITON and t.is_cuda and not (t.requires_grad and torch.is_grad_enabled()) and torch.cuda.get_device_capability(t.device)[0] >= 8
 
 
 def quantize_blockwise_triton(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

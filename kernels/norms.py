@@ -219,7 +219,9 @@ if HAS_TRITON:
 
 def triton_usable(t: torch.Tensor) -> bool:
     """True when the Triton path can run on ``t``'s device (CUDA, triton importable)."""
-    return HAS_TRITON and t.is_cuda
+    # The kernels are forward-only: where autograd needs this tensor's gradient (training),
+    # the reference runs.
+    return HAS_TRITON and t.is_cuda and not (t.requires_grad and torch.is_grad_enabled())
 
 
 def _row_block(C: int) -> tuple[int, int, int]:
