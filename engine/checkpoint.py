@@ -27,15 +27,18 @@ _WRAPPER_KEYS = ("state_dict", "model", "module", "net")
 _PREFIXES = ("net.", "module.", "model.")
 
 
-def read_state_dict(path: str | os.PathLike, what: str = "checkpoint") -> StateDict:
-    """Load a mapping name -> tensor from ``path`` without executing code from it."""
+def read_state_dict(path: str | os.PathLike, what: str = "a checkpoint") -> StateDict:
+    """Load a mapping name -> tensor from ``path`` without executing code from it.
+
+    ``what`` names what the file should be, with its article ("a VAE checkpoint").
+    """
     p = Path(os.path.expanduser(str(path)))
     if not p.exists():
-        raise CheckpointError(p, f"{what} file not found", "check the path in your config or flags")
+        raise CheckpointError(p, f"file not found, expected {what}", "check the path in your config or flags")
     if p.is_dir():
-        raise CheckpointError(p, f"is a folder, expected a {what} file (.pth or .safetensors)")
+        raise CheckpointError(p, f"is a folder, expected {what} (.pth or .safetensors)")
     if p.stat().st_size == 0:
-        raise CheckpointError(p, f"is empty, expected a {what} file", "download it again")
+        raise CheckpointError(p, f"is empty, expected {what}", "download it again")
     if p.suffix == ".safetensors":
         sd = _read_safetensors(p, what)
     else:
@@ -50,7 +53,7 @@ def _read_safetensors(p: Path, what: str) -> StateDict:
     try:
         return load_file(str(p))
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise CheckpointError(p, f"not a readable safetensors {what} ({_short(e)})",
+        raise CheckpointError(p, f"not a readable safetensors file ({_short(e)}), expected {what}",
                               "the file may be truncated: download it again") from None
 
 
@@ -59,17 +62,17 @@ def _read_torch(p: Path, what: str) -> StateDict:
         obj = torch.load(str(p), map_location="cpu", weights_only=True, mmap=True)
     except pickle.UnpicklingError as e:
         # weights_only refuses anything but tensors and plain containers.
-        raise CheckpointError(p, f"not a plain tensor {what} (refused to unpickle: {_short(e)})",
+        raise CheckpointError(p, f"not a plain tensor file (refused to unpickle: {_short(e)}), expected {what}",
                               "only weight files are loaded, never code") from None
     except (RuntimeError, zipfile.BadZipFile, EOFError, ValueError, OSError) as e:
         msg = str(e)
         if "mmap can only be used" in msg:  # not a zip-format torch.save file at all
-            raise CheckpointError(p, f"not a PyTorch {what} (not a torch.save zip archive)",
+            raise CheckpointError(p, f"not a PyTorch checkpoint (not a torch.save zip archive), expected {what}",
                                   "pass a .pth or .safetensors weight file") from None
         if "zip archive" in msg or "central directory" in msg or isinstance(e, (zipfile.BadZipFile, EOFError)):
-            raise CheckpointError(p, f"truncated or not a PyTorch {what} ({_short(e)})",
+            raise CheckpointError(p, f"truncated or not a PyTorch checkpoint ({_short(e)}), expected {what}",
                                   "download it again") from None
-        raise CheckpointError(p, f"cannot read {what}: {_short(e)}") from None
+        raise CheckpointError(p, f"cannot read it as {what}: {_short(e)}") from None
     if not isinstance(obj, Mapping):
         raise CheckpointError(p, f"holds a {type(obj).__name__}, expected a state dict of tensors")
     return dict(obj)
@@ -91,7 +94,7 @@ def _unwrap(sd: Mapping, p: Path, what: str) -> StateDict:
                 break
         out[name.replace("_checkpoint_wrapped_module.", "")] = value
     if not out:
-        raise CheckpointError(p, f"holds no tensors, expected a {what}")
+        raise CheckpointError(p, f"holds no tensors, expected {what}")
     return out
 
 

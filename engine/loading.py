@@ -163,7 +163,7 @@ def load_dit(
     dtype = _as_dtype(dtype)
     device = torch.device(device)
     what = _describe_cfg(cfg)
-    sd = read_state_dict(path, "DiT checkpoint")
+    sd = read_state_dict(path, what)
     _flatten_conv_patch_embedding(sd)
     file_quant = any(k.endswith(".int8_weight") for k in sd)
     file_sla = any(PROJ_L in k for k in sd)

@@ -160,24 +160,37 @@ class ResidentPipeline:
         if shipped and not (launch.dit_path or launch.vae_path or launch.text_encoder_path):
             launch = launch.replace(**{f"{role}_path": path for role, path in shipped.items()})
         files_optional = launch.model.startswith("tiny") or launch.random_weights
+
+        def need(path: str | None, flag: str, key: str, what: str) -> str | None:
+            if path:
+                if not os.path.isfile(os.path.expanduser(path)):
+                    raise CheckpointError(path, f"{what} file not found", f"check {flag} or checkpoints.{key}")
+                return path
+            if files_optional:
+                return None
+            raise CheckpointError(f"<{what}>", f"no {what} checkpoint configured for {launch.model}",
+                                  f"pass {flag} FILE or set checkpoints.{key} in the config file")
+
+        # Every file is checked before anything loads, so a missing one costs no waiting.
+        if preset.i2v:
+            dit_paths = {
+                "high": need(launch.high_noise_model_path, "--high-noise-model-path", "high_noise", "high-noise DiT"),
+                "low": need(launch.low_noise_model_path, "--low-noise-model-path", "low_noise", "low-noise DiT"),
+            }
+        else:
+            dit_paths = {"main": need(launch.dit_path, "--dit-path", "dit", "DiT")}
+        vae_path = need(launch.vae_path, "--vae-path", "vae", "VAE")
+        t5_path = need(launch.text_encoder_path, "--text-encoder-path", "text_encoder", "umT5 text encoder")
+
         # Random-weight benchmarks need token ids of the right shape only: the built-in
         # byte tokenizer serves when the umT5 tokenizer files are not there.
         kind = "bytes" if launch.random_weights and not launch.tokenizer_path else preset.tokenizer
         self.tokenizer = load_tokenizer(kind, launch.tokenizer_path)
         text_dev = torch.device("cpu") if launch.offload_text_encoder else dev
-
-        def need(path: str | None, flag: str, key: str, what: str) -> str | None:
-            if path or files_optional:
-                return path
-            raise CheckpointError(f"<{what}>", f"no {what} checkpoint configured for {launch.model}",
-                                  f"pass {flag} FILE or set checkpoints.{key} in the config file")
-
-        t5_path = need(launch.text_encoder_path, "--text-encoder-path", "text_encoder", "umT5 text encoder")
         self.text_encoder = (
             loading.load_text_encoder(t5_path, preset.text, device=text_dev, dtype=dt) if t5_path
             else loading.build_random_text_encoder(preset.text, TINY_SEED, device=text_dev, dtype=dt)
         )
-        vae_path = need(launch.vae_path, "--vae-path", "vae", "VAE")
         self.vae = (
             loading.load_vae(vae_path, preset.vae, device=dev, dtype=dt) if vae_path
             else loading.build_random_vae(preset.vae, TINY_SEED + 1, device=dev, dtype=dt)
@@ -193,14 +206,11 @@ class ResidentPipeline:
 
         self.experts: dict[str, torch.nn.Module] = {}
         if preset.i2v:
-            high = need(launch.high_noise_model_path, "--high-noise-model-path", "high_noise", "high-noise DiT")
-            low = need(launch.low_noise_model_path, "--low-noise-model-path", "low_noise", "low-noise DiT")
             low_dev = torch.device("cpu") if launch.offload_inactive_expert else dev
-            self.experts["high"] = dit(high, TINY_SEED + 2, dev)
-            self.experts["low"] = dit(low, TINY_SEED + 3, low_dev)
+            self.experts["high"] = dit(dit_paths["high"], TINY_SEED + 2, dev)
+            self.experts["low"] = dit(dit_paths["low"], TINY_SEED + 3, low_dev)
         else:
-            path = need(launch.dit_path, "--dit-path", "dit", "DiT")
-            self.experts["main"] = dit(path, TINY_SEED + 2, dev)
+            self.experts["main"] = dit(dit_paths["main"], TINY_SEED + 2, dev)
         if launch.compile and dev.type == "cuda":
             for name, m in self.experts.items():
                 self.experts[name] = torch.compile(m)

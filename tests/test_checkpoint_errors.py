@@ -83,7 +83,8 @@ def test_truncated_files(files, tmp_path):
 def test_not_a_checkpoint(tmp_path):
     text = tmp_path / "notes.pth"
     text.write_text("these are not weights\n" * 20)
-    assert "DiT checkpoint" in _error(text)
+    msg = _error(text)
+    assert "not a PyTorch checkpoint" in msg and "expected a Wan T2V DiT" in msg
 
     junk = tmp_path / "junk.safetensors"
     junk.write_bytes(b"\x00\x01" * 100)

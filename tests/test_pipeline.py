@@ -273,3 +273,18 @@ def test_out_of_memory_is_reported_and_engine_stays_usable(t2v, tmp_path, error)
     finally:
         net.forward = original
     assert t2v.generate(TurnRequest("small again", **SMALL), str(tmp_path)).video_paths
+
+
+def test_missing_checkpoints_are_named_before_anything_loads(tmp_path):
+    from engine.errors import CheckpointError
+
+    with pytest.raises(CheckpointError) as e:
+        open_engine(LaunchConfig(model="Wan2.1-1.3B"))
+    assert "no DiT checkpoint configured for Wan2.1-1.3B" in str(e.value) and "--dit-path" in str(e.value)
+    dit = tmp_path / "dit.pth"
+    dit.write_bytes(b"x")
+    with pytest.raises(CheckpointError) as e:  # the DiT is there, the VAE path is wrong
+        open_engine(LaunchConfig(model="Wan2.1-1.3B", dit_path=str(dit), vae_path=str(tmp_path / "vae.pth")))
+    assert "vae.pth: VAE file not found" in str(e.value)
+    with pytest.raises(CheckpointError, match="high-noise DiT"):
+        open_engine(LaunchConfig(model="Wan2.2-A14B"))
