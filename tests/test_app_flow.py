@@ -185,3 +185,23 @@ async def test_resumed_session_shows_past_turns_and_palette_lists_actions(tmp_pa
         await wait_for(pilot, lambda: list((tmp_path / "exports").glob("resume-*.zip")), timeout=30,
                        what="the export")
     app.session.close()
+
+
+async def test_engine_that_cannot_load_is_reported_and_the_app_keeps_running(tmp_path):
+    from engine.api import LaunchConfig
+    from _app_support import RecordingApp
+
+    settings = make_settings(tmp_path).replace(launch=LaunchConfig(model="Wan2.1-1.3B"))  # no checkpoints
+    session = open_session(settings)
+    app = RecordingApp(settings, session, state_path=tmp_path / "config" / "ui-state.json", engine=None,
+                       exports_dir=tmp_path / "exports")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.engine_error is not None, 60, "the load to fail")
+        assert "no DiT checkpoint configured" in app.engine_error
+        await type_prompt(pilot, "a fox")
+        await pilot.press("f5")
+        await pilot.pause()
+        texts = [str(n.message) for n in app._notifications]
+        assert any("no model is loaded" in t and "restart" in t for t in texts), texts
+        assert not app.busy and len(session.turns()) == 0
+    session.close()

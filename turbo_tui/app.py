@@ -72,6 +72,7 @@ class TurboApp(App[int]):
         self.settings = settings
         self.session = session  # sessions.store.Session, opened for writing
         self.engine: Engine | None = None
+        self.engine_error: str | None = None  # why the engine failed to load, if it did
         self._given_engine = engine
         self.graphics = graphics
         self.opener = opener
@@ -141,6 +142,7 @@ class TurboApp(App[int]):
         self._sync_buttons()
 
     def on_engine_failed(self, message: EngineFailed) -> None:
+        self.engine_error = str(message.error)
         self.query_one(EngineHeader).state = "error"
         self.query_one(TurnProgress).stop("model failed to load")
         self.notify(str(message.error), title="Could not load the model", severity="error", timeout=30)
@@ -153,7 +155,11 @@ class TurboApp(App[int]):
 
     def action_generate(self) -> None:
         if self.engine is None:
-            self.notify("the model is still loading; try again in a moment", severity="warning")
+            if self.engine_error:
+                self.notify(f"no model is loaded ({self.engine_error}); fix the checkpoint settings "
+                            "and restart turbo-tui", severity="error", timeout=15)
+            else:
+                self.notify("the model is still loading; try again in a moment", severity="warning")
             return
         if self.busy:
             self.notify("a turn is already running (Esc cancels it)", severity="warning")
