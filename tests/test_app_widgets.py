@@ -108,3 +108,26 @@ def test_summary_line():
 
     line = summarize(TurnRequest(prompt="x", seed=3, num_steps=2, sla_topk=0.15, sigma_max=None, ode=True))
     assert line.startswith("seed 3 · 2 steps · top-k 0.15 · σ 80") and "ODE" in line
+
+
+async def test_finished_video_loops_a_few_times_then_rests():
+    from textual.app import App
+
+    from turbo_tui.widgets.preview.halfblock import RGBFrame
+    from turbo_tui.widgets.preview.preview import MAX_LOOPS, VideoPreview
+
+    class Host(App):
+        def compose(self):
+            yield VideoPreview(graphics="halfblock")
+
+    frames = [RGBFrame(4, 4, bytes([v]) * 48) for v in (0, 120, 240)]
+    app = Host()
+    async with app.run_test(size=(40, 12)) as pilot:
+        preview = app.query_one(VideoPreview)
+        preview._play(frames, 64.0, "clip")  # played at most 16 fps: 3 frames a loop
+        assert preview._timer is not None
+        await pilot.pause(MAX_LOOPS * 3 / 16 + 0.6)
+        assert preview._timer is None and preview.index == 0  # resting, nothing redraws
+        preview.action_toggle_play()  # F6 / Space plays it again
+        assert preview._timer is not None
+        preview._stop()

@@ -27,6 +27,11 @@ from turbo_tui.widgets.preview.halfblock import HalfBlock, RGBFrame
 from turbo_tui.widgets.preview.player import read_video_frames
 
 
+# A finished video loops this many times, then rests on its first frame (F6 / Space plays it
+# again): drawing frames forever would keep an idle app busy.
+MAX_LOOPS = 3
+
+
 class FrameView(Widget):
     """Draws one :class:`RGBFrame` with half blocks, or a centred message."""
 
@@ -73,6 +78,7 @@ class VideoPreview(Vertical, can_focus=True):
         self.playing = True
         self.path: str | None = None
         self._timer: Timer | None = None
+        self._loops = 0  # completed loops of the current video
         self._image: Any = None  # a textual-image widget when graphics are on
 
     def compose(self) -> ComposeResult:
@@ -134,6 +140,7 @@ class VideoPreview(Vertical, can_focus=True):
 
     def _play(self, frames: list[RGBFrame], fps: float, caption: str) -> None:
         self._stop()
+        self._loops = 0
         self.frames = frames
         self.fps = fps or 16.0
         self.index = 0
@@ -150,6 +157,10 @@ class VideoPreview(Vertical, can_focus=True):
     def _tick(self) -> None:
         if self.frames:
             self.index = (self.index + 1) % len(self.frames)
+            if self.index == 0:
+                self._loops += 1
+                if self._loops >= MAX_LOOPS:  # rest on the first frame: an idle app stays idle
+                    self._stop()
             self._draw()
 
     def _draw(self) -> None:
@@ -165,6 +176,10 @@ class VideoPreview(Vertical, can_focus=True):
             self.query_one(FrameView).frame = frame
 
     def action_toggle_play(self) -> None:
+        if self.playing and self._timer is None and len(self.frames) > 1:  # resting after its loops
+            self._loops = 0
+            self._timer = self.set_interval(1 / min(self.fps, 16.0), self._tick)
+            return
         self.playing = not self.playing
         if not self.playing:
             self._stop()
