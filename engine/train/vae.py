@@ -23,7 +23,7 @@ PHASE_ID = 1
 
 
 def train_vae(out: Path, budget: Budget, *, batch: int = 12, size: int = 192, frames: int = 9,
-              lr: float = 2e-3, latent_noise: float = 0.1, crop: int = 128, device: str = "cpu",
+              lr: float = 1e-3, latent_noise: float = 0.1, crop: int = 128, device: str = "cpu",
               model: str = "tiny", decoder_only: bool = False, bank: int = 48) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -49,7 +49,7 @@ def train_vae(out: Path, budget: Budget, *, batch: int = 12, size: int = 192, fr
         while step < budget.steps and (time.monotonic() - t_start) < budget.seconds:
             frac = budget.fraction(step, time.monotonic() - t_start)
             for g in opt.param_groups:
-                g["lr"] = lr_at(lr, step, frac, warmup=50)
+                g["lr"] = lr_at(lr, step, frac, warmup=25)
             if not decoder_only:
                 video = batch_video(batch_specs(PHASE_ID, step, batch, frames, size), size, dev)
             if crop < size and not decoder_only:  # a random crop (multiple of 8): the VAE is convolutional, crops train faster
@@ -68,7 +68,10 @@ def train_vae(out: Path, budget: Budget, *, batch: int = 12, size: int = 192, fr
                 z, video = torch.stack(zs), torch.stack(vs)
             else:
                 z = vae_encode(vae, video)  # [B, 16, T, h, w], normalised
-            rec = vae_decode(vae, z + latent_noise * torch.randn_like(z))
+            # the latent noise ramps in over the first half: at the start the latent carries
+            # little signal and a full-strength noise teaches the decoder to ignore it
+            noise = latent_noise * min(1.0, 2 * frac) if not decoder_only else latent_noise
+            rec = vae_decode(vae, z + noise * torch.randn_like(z))
             loss_rec = F.l1_loss(rec, video) + F.mse_loss(rec, video)
             zc = z.transpose(0, 1).flatten(1)  # [16, N]
             loss_reg = zc.mean(1).pow(2).mean() + (zc.std(1) - 1).pow(2).mean()
