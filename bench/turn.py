@@ -34,7 +34,7 @@ def main(argv=None) -> int:
     p.add_argument("--offload-text-encoder", action="store_true")
     p.add_argument("--compile", action="store_true")
     p.add_argument("--resolution")
-    p.add_argument("--aspect-ratio", default="16:9")
+    p.add_argument("--aspect-ratio", help="default: the model's (16:9; 1:1 for the tiny models)")
     p.add_argument("--num-frames", type=int)
     p.add_argument("--num-steps", type=int, default=4)
     p.add_argument("--sla-topk", type=float, default=0.1)
@@ -62,7 +62,9 @@ def main(argv=None) -> int:
     engine = open_engine(launch)
     load_s = time.perf_counter() - t0
     req = default_request(a.model, "a red fox running through fresh snow, cinematic")
-    changes = {"num_steps": a.num_steps, "sla_topk": a.sla_topk, "aspect_ratio": a.aspect_ratio, "image_path": a.image}
+    changes = {"num_steps": a.num_steps, "sla_topk": a.sla_topk, "image_path": a.image}
+    if a.aspect_ratio:
+        changes["aspect_ratio"] = a.aspect_ratio
     if a.resolution:
         changes["resolution"] = a.resolution
     if a.num_frames:
