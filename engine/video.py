@@ -1,6 +1,8 @@
-"""Writing turns to disk: H.264 mp4 (yuv420p, 16 fps) through imageio-ffmpeg's bundled ffmpeg,
-plus a PNG thumbnail.  Files are written under a temporary name and renamed, so a crash never
-leaves a half-written file under a final name, and names never collide.
+"""Video files: H.264 mp4 (yuv420p, 16 fps) through imageio-ffmpeg's bundled ffmpeg, plus a PNG
+thumbnail.  Files are written under a temporary name and renamed, so a crash never leaves a
+half-written file under a final name, and names never collide.  The one place the project
+encodes or decodes mp4s (the engine, sessions' reels and replay checks, the app's preview);
+it needs numpy only, no torch.
 
 Every mp4 goes through :func:`_h264_writer` (one place for the encoder settings): whole clips
 via :func:`write_mp4`, and chunks streamed from a background thread via :class:`Mp4Stream`
@@ -14,6 +16,7 @@ import os
 import queue
 import threading
 from pathlib import Path
+from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -64,17 +67,33 @@ def unique_path(directory: str | os.PathLike, stem: str, suffix: str) -> Path:
     raise AssertionError("unreachable")
 
 
-def write_mp4(frames: np.ndarray, path: str | os.PathLike, fps: int = FPS, preset: str | None = None) -> Path:
-    """Write uint8 [F, H, W, 3] frames as H.264 yuv420p; H and W must be even."""
-    path = Path(path)
-    F, H, W, _ = frames.shape
-    tmp = _part(path)
-    writer = _h264_writer(tmp, W, H, fps, preset)
+def encode_mp4(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: int = FPS,
+               preset: str | None = None) -> int:
+    """Encode uint8 [H, W, 3] frames straight into ``path`` (no rename); returns the frame count.
+
+    The size comes from the first frame; H and W must be even.
+    """
+    writer = None
+    n = 0
     try:
         for f in frames:
-            writer.send(np.ascontiguousarray(f))
+            if writer is None:
+                writer = _h264_writer(Path(path), f.shape[1], f.shape[0], fps, preset)
+            writer.send(np.ascontiguousarray(f, dtype=np.uint8))
+            n += 1
     finally:
-        writer.close()
+        if writer is not None:
+            writer.close()
+    return n
+
+
+def write_mp4(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: int = FPS,
+              preset: str | None = None) -> Path:
+    """Write uint8 [F, H, W, 3] frames as H.264 yuv420p under a temporary name, then rename."""
+    path = Path(path)
+    tmp = _part(path)
+    if encode_mp4(frames, tmp, fps, preset) == 0:
+        raise ValueError(f"{path}: no frames to write")
     os.replace(tmp, path)
     return path
 
@@ -140,12 +159,34 @@ def write_png(frame: np.ndarray, path: str | os.PathLike) -> Path:
     return path
 
 
-def read_mp4(path: str | os.PathLike) -> np.ndarray:
-    """Read an mp4 back as uint8 [F, H, W, 3] (tests, replay comparison, previews)."""
+def mp4_info(path: str | os.PathLike) -> dict:
+    """ffmpeg's header information: ``size`` (width, height), ``fps``, ``duration`` ..."""
     import imageio_ffmpeg
 
     gen = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
-    meta = next(gen)
-    W, H = meta["size"]
-    frames = [np.frombuffer(b, dtype=np.uint8).reshape(H, W, 3) for b in gen]
-    return np.stack(frames) if frames else np.zeros((0, H, W, 3), np.uint8)
+    try:
+        return next(gen)
+    finally:
+        gen.close()
+
+
+def iter_mp4(path: str | os.PathLike) -> Iterator[np.ndarray]:
+    """Decode a video frame by frame as uint8 [H, W, 3] RGB."""
+    import imageio_ffmpeg
+
+    gen = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
+    try:
+        W, H = next(gen)["size"]
+        for b in gen:
+            yield np.frombuffer(b, dtype=np.uint8).reshape(H, W, 3)
+    finally:
+        gen.close()
+
+
+def read_mp4(path: str | os.PathLike) -> np.ndarray:
+    """Read an mp4 back as uint8 [F, H, W, 3] (tests, replay comparison)."""
+    frames = list(iter_mp4(path))
+    if not frames:
+        W, H = mp4_info(path)["size"]
+        return np.zeros((0, H, W, 3), np.uint8)
+    return np.stack(frames)

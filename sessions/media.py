@@ -1,4 +1,4 @@
-"""Reading and writing videos with imageio (ffmpeg), without torch.
+"""Videos for sessions (reels, thumbnails, replay checks), through engine.video, without torch.
 
 Frames are ``uint8`` arrays ``[H, W, 3]``.  Everything written here goes through a
 ``.partial`` name first (sessions.files.atomic_path).
@@ -13,28 +13,23 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from engine.errors import SessionError
+from engine.video import encode_mp4, iter_mp4
 from sessions.files import atomic_path
 
 REEL_FPS = 16
 
 
-def _imageio():
-    import imageio.v2 as iio  # lazy: pulls in the ffmpeg plugin machinery
-
-    return iio
-
-
 def iter_frames(path: str | os.PathLike) -> Iterator[np.ndarray]:
     """Decode a video frame by frame (RGB uint8 ``[H, W, 3]``)."""
+    frames = iter_mp4(path)
     try:
-        reader = _imageio().get_reader(os.fspath(path), format="FFMPEG")
+        first = next(frames, None)
     except (OSError, RuntimeError, ValueError) as e:
         raise SessionError(f"{path}: cannot read the video ({e})") from None
-    try:
-        for frame in reader:
-            yield np.asarray(frame)[..., :3]
-    finally:
-        reader.close()
+    if first is None:
+        return
+    yield first
+    yield from frames
 
 
 def video_size(path: str | os.PathLike) -> tuple[int, int]:
@@ -45,20 +40,9 @@ def video_size(path: str | os.PathLike) -> tuple[int, int]:
 
 
 def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: int = REEL_FPS) -> None:
-    """Write frames as an H.264 mp4 (yuv420p, so every player can show it); sides must be even."""
-    iio = _imageio()
+    """Write frames as an H.264 mp4 (the engine's encoder settings); sides must be even."""
     with atomic_path(path) as tmp:
-        # macro_block_size=1: never let imageio resize behind our back; callers pad to even sizes.
-        writer = iio.get_writer(os.fspath(tmp), format="FFMPEG", fps=fps, codec="libx264",
-                                pixelformat="yuv420p", macro_block_size=1, ffmpeg_log_level="error")
-        try:
-            n = 0
-            for frame in frames:
-                writer.append_data(np.ascontiguousarray(frame, dtype=np.uint8))
-                n += 1
-        finally:
-            writer.close()
-        if n == 0:
+        if encode_mp4(frames, tmp, fps) == 0:
             raise SessionError(f"{path}: no frames to write")
 
 

@@ -5,7 +5,6 @@ analyzer must recover object colour, background colour and motion.  A random-wei
 of the same config fails this (see docs/tiny.md).
 """
 
-import numpy as np
 import pytest
 import torch
 
@@ -19,15 +18,9 @@ from engine.pipeline import ResidentPipeline, denoise
 from engine.sampler import rcm_schedule
 from engine.train.analyze import analyze, score
 from engine.train.world import eval_specs
-from engine.video import to_uint8_frames
+from engine.video import read_mp4, to_uint8_frames
 
 pytestmark = pytest.mark.skipif(not shipped_checkpoints("tiny"), reason="no shipped tiny weights")
-
-
-def _read_mp4(path: str) -> np.ndarray:
-    import imageio.v3 as iio
-
-    return np.stack(list(iio.imiter(path)))
 
 
 def test_default_engine_turn_follows_a_held_out_prompt(tmp_path):
@@ -36,7 +29,7 @@ def test_default_engine_turn_follows_a_held_out_prompt(tmp_path):
     assert set(engine.checkpoints) == {"dit", "vae", "text_encoder"}  # the shipped files
     req = default_request("tiny", spec.caption).replace(seed=1002)
     res = engine.generate(req, str(tmp_path))
-    frames = _read_mp4(res.video_paths[0])
+    frames = read_mp4(res.video_paths[0])
     assert frames.shape == (9, 192, 192, 3)
     assert analyze(frames).attributes == spec.attributes, spec.caption
 

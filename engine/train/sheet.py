@@ -14,7 +14,7 @@ def contact_sheet(out: str | Path, prompts: list[str], seed: int = 0, frames=(0,
 
     from engine.api import LaunchConfig, default_request
     from engine.pipeline import ResidentPipeline
-    import imageio.v3 as iio
+    from engine.video import read_mp4
     import tempfile
 
     engine = ResidentPipeline(LaunchConfig(model="tiny", device="cpu"))
@@ -22,7 +22,7 @@ def contact_sheet(out: str | Path, prompts: list[str], seed: int = 0, frames=(0,
     with tempfile.TemporaryDirectory() as tmp:
         for prompt in prompts:
             res = engine.generate(default_request("tiny", prompt).replace(seed=seed), tmp)
-            video = np.stack(list(iio.imiter(res.video_paths[0])))
+            video = read_mp4(res.video_paths[0])
             strip = np.concatenate([np.pad(video[f], ((0, 0), (0, 4), (0, 0))) for f in frames], axis=1)
             label = Image.new("RGB", (strip.shape[1], 18), (255, 255, 255))
             ImageDraw.Draw(label).text((4, 3), f'"{prompt}"  (seed {seed})', fill=(0, 0, 0))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import subprocess
@@ -36,24 +37,17 @@ def open_in_player(path: str) -> str:
 
 def read_video_frames(path: str, max_width: int = 192, max_frames: int = 200) -> tuple[list[RGBFrame], float]:
     """Decode an mp4 into small RGB frames (blocking: call it from a thread worker)."""
-    import imageio_ffmpeg
     from PIL import Image
 
-    reader = imageio_ffmpeg.read_frames(path)
-    meta = next(reader)
-    w, h = meta["size"]
-    fps = float(meta.get("fps") or 16.0)
+    from engine.video import iter_mp4, mp4_info
+
+    fps = float(mp4_info(path).get("fps") or 16.0)
     frames: list[RGBFrame] = []
-    try:
-        for raw in reader:
-            if len(frames) >= max_frames:
-                break
-            if w > max_width:
-                nh = max(1, round(h * max_width / w))
-                im = Image.frombytes("RGB", (w, h), bytes(raw)).resize((max_width, nh))
-                frames.append(RGBFrame(im.width, im.height, im.tobytes()))
-            else:
-                frames.append(RGBFrame(w, h, bytes(raw)))
-    finally:
-        reader.close()
+    for rgb in itertools.islice(iter_mp4(path), max_frames):
+        h, w = rgb.shape[:2]
+        if w > max_width:
+            im = Image.fromarray(rgb).resize((max_width, max(1, round(h * max_width / w))))
+            frames.append(RGBFrame(im.width, im.height, im.tobytes()))
+        else:
+            frames.append(RGBFrame(w, h, rgb.tobytes()))
     return frames, fps
