@@ -3,7 +3,6 @@ differentiable text path, resumable state, time budgets and export in the loader
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import math
@@ -11,6 +10,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch import nn
@@ -45,23 +45,46 @@ def lr_at(base: float, step: int, frac: float, warmup: int = 100) -> float:
     return base * min(1.0, (step + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
 
 
-@contextlib.contextmanager
-def reference_kernels():
-    """Force the plain-torch kernels (they have autograd; the Triton ones are forward-only)."""
-    import engine.models.wan_vae as m_vae
-    import kernels.int8 as k_int8
-    import kernels.norms as k_norms
-    import kernels.sla as k_sla
+def run_phase(
+    phase: str, out: Path, budget: Budget, models: dict[str, nn.Module], opt: torch.optim.Optimizer,
+    lr: float, warmup: int, step_loss: Callable[[int], tuple[torch.Tensor, dict]], *,
+    ema: float = 0.98, log_every: int = 50, save_every_s: float = 60.0,
+) -> int:
+    """The loop every phase shares; returns the final step.
 
-    mods = tuple(m for m in (k_int8, k_norms, k_sla, m_vae) if hasattr(m, "triton_usable"))
-    saved = [m.triton_usable for m in mods]
-    for m in mods:
-        m.triton_usable = lambda t: False
-    try:
-        yield
-    finally:
-        for m, f in zip(mods, saved):
-            m.triton_usable = f
+    Resumes from ``<out>/<phase>.state.pt``; stops at the budget's steps or seconds; the learning
+    rate warms up then decays (times a parameter group's ``"scale"``, if it has one); each step
+    minimises ``step_loss(step)`` with gradients clipped to norm 1.  ``step_loss`` returns the loss
+    and extra values for the log (tensors are read only when a line is logged); the log's ``loss``
+    is an exponential average with weight ``ema`` unless the extras give their own.
+
+    The Triton kernels are forward-only; they step aside by themselves wherever a tensor needs its
+    gradient (``kernels.*.triton_usable``), so training needs no switch.
+    """
+    state, log = State(out, phase), Log(out, phase)
+    step, elapsed = state.load(models, opt)
+    params = [q for g in opt.param_groups for q in g["params"]]
+    t_start = time.monotonic() - elapsed
+    avg = None
+    while step < budget.steps and (time.monotonic() - t_start) < budget.seconds:
+        frac = budget.fraction(step, time.monotonic() - t_start)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(lr, step, frac, warmup=warmup) * g.get("scale", 1.0)
+        loss, extra = step_loss(step)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        step += 1
+        avg = loss.item() if avg is None else ema * avg + (1 - ema) * loss.item()
+        if step % log_every == 0 or step == 1:
+            values = {k: float(v) for k, v in extra.items()}
+            log(**{"step": step, "t": time.monotonic() - t_start, "loss": avg, **values})
+        if state.due(save_every_s):
+            state.save(models, opt, step, time.monotonic() - t_start)
+    state.save(models, opt, step, time.monotonic() - t_start)
+    log(step=step, t=time.monotonic() - t_start, done=True)
+    return step
 
 
 def preset(name: str = "tiny") -> ModelPreset:

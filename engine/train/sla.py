@@ -12,7 +12,6 @@ them all.  The result is written as a delta-merge (engine.train.merge) onto the 
 from __future__ import annotations
 
 import random
-import time
 from pathlib import Path
 
 import torch
@@ -20,7 +19,7 @@ import torch.nn.functional as F
 
 from engine import loading
 from engine.train.common import (
-    Budget, Log, State, batch_specs, export_dit, lr_at, new_dit, preset, reference_kernels, text_context,
+    Budget, run_phase, batch_specs, export_dit, new_dit, preset, text_context,
 )
 from engine.train.merge import merge_state_dicts
 from engine.train.student import knots
@@ -52,41 +51,24 @@ def train_sla(out: Path, budget: Budget, *, batch: int = 16, size: int = 192, fr
         for prm in rest:
             prm.requires_grad_(False)
     opt = torch.optim.AdamW(groups, lr=lr, weight_decay=0.0, betas=(0.9, 0.99))
-    state, log = State(out, "sla"), Log(out, "sla")
-    step, elapsed = state.load({"dit": sla}, opt)
     ks = knots()[:-1]
-    rng = random.Random(7 + step)
-    t_start = time.monotonic() - elapsed
-    ema = None
-    with reference_kernels():
-        while step < budget.steps and (time.monotonic() - t_start) < budget.seconds:
-            frac = budget.fraction(step, time.monotonic() - t_start)
-            for g in opt.param_groups:
-                g["lr"] = lr_at(lr, step, frac, warmup=20) * g["scale"]
-            specs = batch_specs(PHASE_ID, step, batch, frames, size)
-            with torch.no_grad():
-                x0 = encode_batch(vae, specs, size, dev)
-                ctx = text_context(enc, [s.caption for s in specs], p.text.text_len)
-                t = torch.tensor([rng.choice(ks) if rng.random() < 0.8 else rng.random() for _ in specs], device=dev)
-                tb = t.view(-1, 1, 1, 1, 1)
-                xt = (1 - tb) * x0 + tb * torch.randn_like(x0)
-                ts = (t * 1000).view(-1, 1)
-                target = dense(xt, ts, ctx)
-            topk = rng.choice(TOPKS)
-            v = sla(xt, ts, ctx, sla_topk=topk)
-            loss = F.mse_loss(v, target)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(sla.parameters(), 1.0)
-            opt.step()
-            step += 1
-            ema = loss.item() if ema is None else 0.95 * ema + 0.05 * loss.item()
-            if step % 25 == 0 or step == 1:
-                log(step=step, t=time.monotonic() - t_start, loss=ema, topk=topk)
-            if state.due(60):
-                state.save({"dit": sla}, opt, step, time.monotonic() - t_start)
-    state.save({"dit": sla}, opt, step, time.monotonic() - t_start)
-    log(step=step, t=time.monotonic() - t_start, done=True)
+
+    def step_loss(step: int):
+        rng = random.Random(7 + step)  # per step: a resumed run draws the same
+        specs = batch_specs(PHASE_ID, step, batch, frames, size)
+        with torch.no_grad():
+            x0 = encode_batch(vae, specs, size, dev)
+            ctx = text_context(enc, [s.caption for s in specs], p.text.text_len)
+            t = torch.tensor([rng.choice(ks) if rng.random() < 0.8 else rng.random() for _ in specs], device=dev)
+            tb = t.view(-1, 1, 1, 1, 1)
+            xt = (1 - tb) * x0 + tb * torch.randn_like(x0)
+            ts = (t * 1000).view(-1, 1)
+            target = dense(xt, ts, ctx)
+        topk = rng.choice(TOPKS)
+        v = sla(xt, ts, ctx, sla_topk=topk)
+        return F.mse_loss(v, target), {"topk": topk}
+
+    run_phase("sla", out, budget, {"dit": sla}, opt, lr, 20, step_loss, ema=0.95, log_every=25)
     tuned = sla.state_dict()
     merged = merge_state_dicts(base=pretrained, tuned=tuned, pretrained=pretrained)
     sla.load_state_dict(merged)

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from engine import loading
 from engine.sampler import rcm_schedule
 from engine.train.common import (
-    Budget, Log, State, batch_specs, export_dit, lr_at, new_dit, preset, reference_kernels, text_context,
+    Budget, run_phase, Log, batch_specs, export_dit, new_dit, preset, text_context,
 )
 
 PHASE_ID = 3
@@ -78,7 +78,7 @@ def train_student(out: Path, budget: Budget, *, batch: int = 48, size: int = 192
     t0 = time.monotonic()
     states, ends, ctxs = [], [], []
     gen = torch.Generator().manual_seed(1234)
-    with reference_kernels(), torch.no_grad():
+    with torch.no_grad():
         i = 0
         while i < trajectories and time.monotonic() - t0 < traj_seconds:
             n = min(traj_batch, trajectories - i)
@@ -100,34 +100,17 @@ def train_student(out: Path, budget: Budget, *, batch: int = 48, size: int = 192
     student.requires_grad_(True)
     del teacher
     opt = torch.optim.AdamW(student.parameters(), lr=lr, weight_decay=0.0, betas=(0.9, 0.99))
-    state = State(out, "student")
-    step, elapsed = state.load({"dit": student}, opt)
     ts = torch.tensor(knots()[:-1], device=dev)
-    gen = torch.Generator().manual_seed(99 + step)
-    t_start = time.monotonic() - elapsed
-    ema = None
-    with reference_kernels():
-        while step < budget.steps and (time.monotonic() - t_start) < budget.seconds:
-            frac = budget.fraction(step, time.monotonic() - t_start)
-            for g in opt.param_groups:
-                g["lr"] = lr_at(lr, step, frac, warmup=50)
-            idx = torch.randint(N, (batch,), generator=gen).to(dev)
-            k = torch.randint(4, (batch,), generator=gen).to(dev)
-            xt = states[k, idx]
-            t = ts[k]
-            v = student(xt, (t * 1000).view(-1, 1), ctxs[idx])
-            x0 = xt - t.view(-1, 1, 1, 1, 1) * v
-            loss = F.mse_loss(x0, ends[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
-            opt.step()
-            step += 1
-            ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
-            if step % 50 == 0 or step == 1:
-                log(step=step, t=time.monotonic() - t_start, loss=ema)
-            if state.due(60):
-                state.save({"dit": student}, opt, step, time.monotonic() - t_start)
-    state.save({"dit": student}, opt, step, time.monotonic() - t_start)
-    log(step=step, t=time.monotonic() - t_start, done=True)
+
+    def step_loss(step: int):
+        gen = torch.Generator().manual_seed(99 + step)  # per step: a resumed run draws the same
+        idx = torch.randint(N, (batch,), generator=gen).to(dev)
+        k = torch.randint(4, (batch,), generator=gen).to(dev)
+        xt = states[k, idx]
+        t = ts[k]
+        v = student(xt, (t * 1000).view(-1, 1), ctxs[idx])
+        x0 = xt - t.view(-1, 1, 1, 1, 1) * v
+        return F.mse_loss(x0, ends[idx]), {}
+
+    run_phase("student", out, budget, {"dit": student}, opt, lr, 50, step_loss)
     return export_dit(student, out / "student.safetensors")

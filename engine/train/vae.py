@@ -15,8 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.train.common import (
-    Budget, Log, State, batch_specs, batch_video, lr_at, new_vae, preset, reference_kernels,
-    save_safetensors, vae_decode, vae_encode,
+    Budget, run_phase, batch_specs, batch_video, new_vae, preset, save_safetensors, vae_decode, vae_encode,
 )
 
 PHASE_ID = 1
@@ -36,56 +35,42 @@ def train_vae(out: Path, budget: Budget, *, batch: int = 12, size: int = 192, fr
         vae.conv1.requires_grad_(False)
     opt = torch.optim.AdamW([q for q in vae.parameters() if q.requires_grad], lr=lr, weight_decay=0.0,
                             betas=(0.9, 0.99))
-    state, log = State(out, "vae"), Log(out, "vae")
-    step, elapsed = state.load({"vae": vae}, opt)
-    vae.to(dev)
     if decoder_only:
         with torch.no_grad():
             specs = batch_specs(PHASE_ID + 10, 0, bank, frames, size)
             bank_v = torch.cat([batch_video(specs[i:i + 8], size, dev) for i in range(0, bank, 8)])
             bank_z = torch.cat([vae.encode(bank_v[i:i + 8]) for i in range(0, bank, 8)])
-    t_start = time.monotonic() - elapsed
-    with reference_kernels():
-        while step < budget.steps and (time.monotonic() - t_start) < budget.seconds:
-            frac = budget.fraction(step, time.monotonic() - t_start)
-            for g in opt.param_groups:
-                g["lr"] = lr_at(lr, step, frac, warmup=25)
-            if not decoder_only:
-                video = batch_video(batch_specs(PHASE_ID, step, batch, frames, size), size, dev)
-            if crop < size and not decoder_only:  # a random crop (multiple of 8): the VAE is convolutional, crops train faster
-                g = torch.Generator().manual_seed(step)
-                y, x = (8 * torch.randint((size - crop) // 8 + 1, (2,), generator=g)).tolist()
-                video = video[..., y:y + crop, x:x + crop]
-            if decoder_only:  # random latent crops of a bank of whole-frame encodings (cheaper)
-                g = torch.Generator().manual_seed(step)
-                c = crop // 8
-                pick = torch.randint(len(bank_z), (batch,), generator=g).tolist()
-                zs, vs = [], []
-                for i in pick:
-                    y, x = torch.randint(bank_z.shape[-1] - c + 1, (2,), generator=g).tolist()
-                    zs.append(bank_z[i, :, :, y:y + c, x:x + c])
-                    vs.append(bank_v[i, :, :, 8 * y:8 * (y + c), 8 * x:8 * (x + c)])
-                z, video = torch.stack(zs), torch.stack(vs)
-            else:
-                z = vae_encode(vae, video)  # [B, 16, T, h, w], normalised
-            # the latent noise ramps in over the first half: at the start the latent carries
-            # little signal and a full-strength noise teaches the decoder to ignore it
-            noise = latent_noise * min(1.0, 2 * frac) if not decoder_only else latent_noise
-            rec = vae_decode(vae, z + noise * torch.randn_like(z))
-            loss_rec = F.l1_loss(rec, video) + F.mse_loss(rec, video)
-            zc = z.transpose(0, 1).flatten(1)  # [16, N]
-            loss_reg = zc.mean(1).pow(2).mean() + (zc.std(1) - 1).pow(2).mean()
-            loss = loss_rec + (0.0 if decoder_only else 0.05) * loss_reg
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
-            opt.step()
-            step += 1
-            if step % 25 == 0 or step == 1:
-                log(step=step, t=time.monotonic() - t_start, loss=loss_rec.item(), reg=loss_reg.item(),
-                    zstd=zc.std(1).mean().item())
-            if state.due(60):
-                state.save({"vae": vae}, opt, step, time.monotonic() - t_start)
-    state.save({"vae": vae}, opt, step, time.monotonic() - t_start)
-    log(step=step, t=time.monotonic() - t_start, done=True)
+    t_start = time.monotonic()
+
+    def step_loss(step: int):
+        frac = budget.fraction(step, time.monotonic() - t_start)
+        if not decoder_only:
+            video = batch_video(batch_specs(PHASE_ID, step, batch, frames, size), size, dev)
+        if crop < size and not decoder_only:  # a random crop (multiple of 8): the VAE is convolutional, crops train faster
+            g = torch.Generator().manual_seed(step)
+            y, x = (8 * torch.randint((size - crop) // 8 + 1, (2,), generator=g)).tolist()
+            video = video[..., y:y + crop, x:x + crop]
+        if decoder_only:  # random latent crops of a bank of whole-frame encodings (cheaper)
+            g = torch.Generator().manual_seed(step)
+            c = crop // 8
+            pick = torch.randint(len(bank_z), (batch,), generator=g).tolist()
+            zs, vs = [], []
+            for i in pick:
+                y, x = torch.randint(bank_z.shape[-1] - c + 1, (2,), generator=g).tolist()
+                zs.append(bank_z[i, :, :, y:y + c, x:x + c])
+                vs.append(bank_v[i, :, :, 8 * y:8 * (y + c), 8 * x:8 * (x + c)])
+            z, video = torch.stack(zs), torch.stack(vs)
+        else:
+            z = vae_encode(vae, video)  # [B, 16, T, h, w], normalised
+        # the latent noise ramps in over the first half: at the start the latent carries
+        # little signal and a full-strength noise teaches the decoder to ignore it
+        noise = latent_noise * min(1.0, 2 * frac) if not decoder_only else latent_noise
+        rec = vae_decode(vae, z + noise * torch.randn_like(z))
+        loss_rec = F.l1_loss(rec, video) + F.mse_loss(rec, video)
+        zc = z.transpose(0, 1).flatten(1)  # [16, N]
+        loss_reg = zc.mean(1).pow(2).mean() + (zc.std(1) - 1).pow(2).mean()
+        loss = loss_rec + (0.0 if decoder_only else 0.05) * loss_reg
+        return loss, {"loss": loss_rec.detach(), "reg": loss_reg.detach(), "zstd": zc.std(1).mean().detach()}
+
+    run_phase("vae", out, budget, {"vae": vae}, opt, lr, 25, step_loss, log_every=25)
     return save_safetensors(vae.state_dict(), out / "vae.safetensors")
