@@ -6,14 +6,14 @@ import torch
 
 from engine.configs import get_preset
 from engine.train.common import (
-    Budget, new_dit, new_text_encoder, new_vae, text_context, vae_decode, vae_encode,
+    Budget, new_dit, new_text_encoder, new_vae, text_context,
 )
 
 
 def test_vae_training_path_has_gradients_everywhere():
     vae = new_vae(get_preset("tiny"))
     video = torch.rand(1, 3, 5, 16, 16) * 2 - 1
-    rec = vae_decode(vae, vae_encode(vae, video))
+    rec = vae.decode(vae.encode(video))
     assert rec.shape == video.shape
     (rec - video).abs().mean().backward()
     dead = [n for n, p in vae.named_parameters() if p.grad is None and not n.startswith("conv1")]

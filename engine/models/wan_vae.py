@@ -319,7 +319,6 @@ class WanVAE(nn.Module):
         inv_std = (1.0 / torch.tensor(LATENT_STD, device=like.device, dtype=torch.float32))
         return mean, inv_std.to(like.dtype).view(1, -1, 1, 1, 1)
 
-    @torch.no_grad()
     def encode(self, video: torch.Tensor) -> torch.Tensor:
         """[B, 3, F, H, W] in [-1, 1] -> normalised latent [B, Z, 1 + (F-1)//4, H/8, W/8].
 
@@ -338,17 +337,16 @@ class WanVAE(nn.Module):
         mean, inv_std = self._stats(mu)
         return (mu - mean) * inv_std
 
-    @torch.no_grad()
     def decode(self, latent: torch.Tensor) -> torch.Tensor:
         """Normalised latent [B, Z, T, h, w] -> video [B, 3, 1 + 4(T-1), 8h, 8w] (not clamped).
 
         Decodes one latent frame at a time, which bounds memory by one chunk's activations.
+        The caller chooses the grad mode (the pipeline runs under inference_mode; training does not).
         """
         if latent.ndim != 5 or latent.shape[1] != self.z_dim:
             raise ValueError(f"expected latent [B, {self.z_dim}, T, h, w], got {tuple(latent.shape)}")
         return torch.cat(list(self.decode_chunks(latent)), dim=2)
 
-    @torch.no_grad()
     def decode_chunks(self, latent: torch.Tensor):
         """Yield the decoded video one latent frame at a time: [B, 3, 1, H, W], then [B, 3, 4, H, W]
         chunks (what :meth:`decode` concatenates), so a caller can consume frames while the GPU

@@ -146,23 +146,6 @@ def new_text_encoder(p: ModelPreset, seed: int = 0) -> UMT5Encoder:
     return enc
 
 
-def vae_encode(vae: WanVAE, video: torch.Tensor) -> torch.Tensor:
-    """``WanVAE.encode`` with autograd (the method itself runs under no_grad)."""
-    return WanVAE.encode.__wrapped__(vae, video)
-
-
-def vae_decode(vae: WanVAE, latent: torch.Tensor) -> torch.Tensor:
-    """``WanVAE.decode`` with autograd: the same steps (un-normalise, conv2, the decoder one
-    latent frame at a time with causal caches), outside the method's no_grad."""
-    from engine.models.wan_vae import CausalCache
-
-    z = latent.to(vae.conv2.weight.dtype)
-    mean, inv_std = vae._stats(z)
-    x = vae.conv2(z / inv_std + mean)
-    cache = CausalCache()
-    return torch.cat([vae.decoder(x[:, :, i: i + 1], cache) for i in range(x.shape[2])], dim=2)
-
-
 _TOKENIZER = ByteTokenizer()
 
 

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.train.common import (
-    Budget, run_phase, batch_specs, batch_video, new_vae, preset, save_safetensors, vae_decode, vae_encode,
+    Budget, run_phase, batch_specs, batch_video, new_vae, preset, save_safetensors,
 )
 
 PHASE_ID = 1
@@ -61,11 +61,11 @@ def train_vae(out: Path, budget: Budget, *, batch: int = 12, size: int = 192, fr
                 vs.append(bank_v[i, :, :, 8 * y:8 * (y + c), 8 * x:8 * (x + c)])
             z, video = torch.stack(zs), torch.stack(vs)
         else:
-            z = vae_encode(vae, video)  # [B, 16, T, h, w], normalised
+            z = vae.encode(video)  # [B, 16, T, h, w], normalised
         # the latent noise ramps in over the first half: at the start the latent carries
         # little signal and a full-strength noise teaches the decoder to ignore it
         noise = latent_noise * min(1.0, 2 * frac) if not decoder_only else latent_noise
-        rec = vae_decode(vae, z + noise * torch.randn_like(z))
+        rec = vae.decode(z + noise * torch.randn_like(z))
         loss_rec = F.l1_loss(rec, video) + F.mse_loss(rec, video)
         zc = z.transpose(0, 1).flatten(1)  # [16, N]
         loss_reg = zc.mean(1).pow(2).mean() + (zc.std(1) - 1).pow(2).mean()
