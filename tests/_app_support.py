@@ -7,13 +7,13 @@ and handed to each app; every test gets its own session, config and state folder
 from __future__ import annotations
 
 import asyncio
-import functools
 import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
 
-from engine.api import Engine, LaunchConfig, open_engine
+from _tiny import tiny_engine  # noqa: F401  (re-exported for the tests)
+from engine.api import Engine
 from turbo_tui.app import TurboApp
 from turbo_tui.config import Settings
 from turbo_tui.messages import GenerationProgress
@@ -23,9 +23,6 @@ FAST_TURN = {"num_frames": 1, "aspect_ratio": "1:1", "num_steps": 1}
 SIZE = (150, 46)
 
 
-@functools.lru_cache(maxsize=None)
-def tiny_engine() -> Engine:
-    return open_engine(LaunchConfig(model="tiny", device="cpu"))
 
 
 def make_settings(tmp_path: Path, **turn: Any) -> Settings:

@@ -6,7 +6,6 @@ shared (loading it is the slow part); every test gets its own session, config an
 
 from __future__ import annotations
 
-import functools
 import io
 from pathlib import Path
 from typing import Any
@@ -16,16 +15,13 @@ from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 from rich.console import Console
 
-from engine.api import Engine, LaunchConfig, open_engine
+from _tiny import tiny_engine  # noqa: F401  (re-exported for the tests)
 from turbo_tui.config import Settings
 
 # The smallest turn the tiny model makes: one 192x192 frame, one step (seconds on a CPU).
 FAST_TURN = {"num_frames": 1, "aspect_ratio": "1:1", "num_steps": 1}
 
 
-@functools.lru_cache(maxsize=None)
-def tiny_engine() -> Engine:
-    return open_engine(LaunchConfig(model="tiny", device="cpu"))
 
 
 @pytest.fixture

@@ -91,9 +91,9 @@ SMALL = dict(resolution="192p", aspect_ratio="1:1", num_frames=5, num_steps=2)
 
 @pytest.fixture(scope="module")
 def t2v():
-    engine = open_engine(LaunchConfig(model="tiny"))
-    yield engine
-    engine.close()
+    from _tiny import tiny_engine
+
+    return tiny_engine()
 
 
 def test_tiny_t2v_turn_writes_mp4(t2v, tmp_path):
