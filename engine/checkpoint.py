@@ -112,7 +112,9 @@ def describe_state_dict(sd: Mapping[str, torch.Tensor]) -> str:
     if "patch_embedding.weight" in sd:
         w = sd["patch_embedding.weight"]
         dim = w.shape[0]
-        in_dim = (w.shape[1] // 4) if w.ndim == 2 else w.shape[1]
+        # Linear [dim, in_dim * patch volume]: Wan's (1, 2, 2) patch gives 64 / 144, the tiny
+        # models' (1, 1, 1) gives 16 / 36; a Conv3d-shaped weight has in_dim on axis 1.
+        in_dim = {64: 16, 144: 36}.get(w.shape[1], w.shape[1]) if w.ndim == 2 else w.shape[1]
         layers = 1 + max((int(k.split(".")[1]) for k in sd if k.startswith("blocks.")), default=-1)
         size = {1536: "1.3B", 5120: "14B"}.get(dim, f"dim {dim}")
         kind = "I2V" if in_dim == 36 else "T2V" if in_dim == 16 else f"in_dim {in_dim}"

@@ -77,11 +77,4 @@ def replay_turn(
 
 
 def _engine_launch(engine: Engine) -> dict[str, Any]:
-    info = getattr(engine, "info", None)
-    if info is None:
-        return {}
-    try:
-        i = info()
-    except TurboError:
-        return {}
-    return launch_summary({}, i)
+    return launch_summary({}, engine.info())

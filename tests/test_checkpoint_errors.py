@@ -154,3 +154,14 @@ def test_accepted_variants(files, tmp_path):
         torch.save(obj, path)
         got = load_dit(path, T2V, dtype=torch.float32).state_dict()
         assert all(torch.equal(got[k], v) for k, v in ref.items()), name
+
+
+def test_tiny_patch_layouts_are_described_by_their_kind():
+    from engine.checkpoint import describe_state_dict
+    from engine.configs import PRESETS
+    from engine.loading import expected_dit_keys
+
+    for name, kind in (("tiny", "T2V"), ("tiny-i2v", "I2V")):
+        layout = expected_dit_keys(PRESETS[name].dit)  # {name: (shape, dtype)}
+        sd = {k: torch.empty(tuple(shape), device="meta") for k, (shape, _) in layout.items()}
+        assert describe_state_dict(sd).startswith(f"a Wan {kind} DiT (dim 128, 4 layers")
