@@ -31,7 +31,7 @@ from engine.models.tokenizer import load_tokenizer
 from engine.models.umt5 import encode_text
 from engine.preview import make_preview
 from engine.sampler import expert_for_steps, rcm_schedule, sample_rcm
-from engine.video import Mp4Stream, to_uint8_frames, unique_path, write_mp4, write_png
+from engine.video import Mp4Stream, unique_path, write_png
 
 PROMPT_CACHE_SIZE = 32
 TIME_UPSAMPLE = 4  # video frames per latent frame after the first (the VAE's temporal stride)
@@ -87,7 +87,7 @@ def denoise(
 
 
 def to_uint8_frames_torch(video: torch.Tensor) -> torch.Tensor:
-    """GPU twin of :func:`engine.video.to_uint8_frames` for a batch: [B, 3, F, H, W] -> uint8
+    """Torch twin of :func:`engine.video.to_uint8_frames` for a batch: [B, 3, F, H, W] -> uint8
     [B, F, H, W, 3], the same float32 operations in the same order (bit-identical values)."""
     x = video.float().clamp(-1.0, 1.0)
     x = torch.floor((x + 1.0) / 2.0 * 255.0 + 0.5).to(torch.uint8)
@@ -345,26 +345,8 @@ class ResidentPipeline:
             )
         self._check_cancel()
 
-        # 5. decode
-        if dev.type == "cuda":
-            paths, thumb, num_frames = self._decode_and_write_streaming(latent, req, out_dir, turn)
-        else:
-            with turn.stage("decode", dev):
-                # The decoder runs one latent frame at a time with causal caches, so its
-                # activation memory does not grow with the clip length.
-                video = self.vae.decode(latent.to(dt))
-                frames = [to_uint8_frames(v.float().cpu().numpy()) for v in video]
-
-            # 6. write: one mp4 per sample plus a thumbnail
-            with turn.stage("write", dev):
-                out_dir.mkdir(parents=True, exist_ok=True)
-                stem = time.strftime("turn-%Y%m%d-%H%M%S") + f"-s{req.seed}"
-                paths = []
-                for n, f in enumerate(frames):
-                    p = unique_path(out_dir, stem if len(frames) == 1 else f"{stem}-{n}", ".mp4")
-                    paths.append(str(write_mp4(f, p)))
-                thumb = write_png(frames[0][len(frames[0]) // 2], unique_path(out_dir, stem, ".png"))
-            num_frames = int(frames[0].shape[0])
+        # 5-6. decode and write: one mp4 per sample plus a thumbnail
+        paths, thumb, num_frames = self._decode_and_write(latent, req, out_dir, turn)
 
         total = time.perf_counter() - turn.t0
         return TurnResult(
@@ -373,10 +355,11 @@ class ResidentPipeline:
             num_frames=num_frames, launch=self.launch_summary(), device=str(dev),
         )
 
-    def _decode_and_write_streaming(self, latent: torch.Tensor, req: TurnRequest, out_dir: Path,
-                                    turn: "_Turn") -> tuple[list[str], str, int]:
-        """CUDA: decode chunk by chunk, convert to uint8 on the GPU and hand each chunk to the mp4
-        writers' thread, so H.264 encoding runs while the GPU decodes.  Same files as the CPU path.
+    def _decode_and_write(self, latent: torch.Tensor, req: TurnRequest, out_dir: Path,
+                          turn: "_Turn") -> tuple[list[str], str, int]:
+        """Decode chunk by chunk (one latent frame at a time, with causal caches, so memory does
+        not grow with the clip), convert to uint8 on the model's device and hand each chunk to
+        the mp4 writers' thread, so H.264 encoding runs while the next chunk decodes.
         Stage "decode" is the decode (with the overlapped encoding); "write" what is left to finish."""
         dev = self.device
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -128,18 +128,18 @@ def test_same_seed_same_video_other_seed_differs(t2v, tmp_path):
 def test_same_seed_same_latents(t2v, tmp_path):
     """Determinism below the video writer: the final latents themselves."""
     latents = []
-    orig = t2v.vae.decode
+    orig = t2v.vae.decode_chunks
 
     def spy(z):
         latents.append(z.clone())
         return orig(z)
 
-    t2v.vae.decode = spy
+    t2v.vae.decode_chunks = spy
     try:
         for seed in (5, 5, 6):
             t2v.generate(TurnRequest("x", seed=seed, **SMALL), str(tmp_path))
     finally:
-        t2v.vae.decode = orig
+        t2v.vae.decode_chunks = orig
     assert torch.equal(latents[0], latents[1])
     assert not torch.equal(latents[0], latents[2])
 
