@@ -133,8 +133,10 @@ def linear_f32(linear: nn.Linear, x: torch.Tensor) -> torch.Tensor:
 # Attention
 
 
-class SelfAttention(nn.Module):
-    def __init__(self, dim: int, num_heads: int, eps: float, attention: str, quant: bool, fast_norm: bool):
+class _Projections(nn.Module):
+    """What both attentions hold, named as the checkpoint keys: q, k, v, o and q/k RMSNorms."""
+
+    def __init__(self, dim: int, num_heads: int, eps: float, quant: bool, fast_norm: bool):
         super().__init__()
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
@@ -144,6 +146,11 @@ class SelfAttention(nn.Module):
         self.o = make_linear(dim, dim, quant)
         self.norm_q = RMSNorm(dim, eps, fast_norm)
         self.norm_k = RMSNorm(dim, eps, fast_norm)
+
+
+class SelfAttention(_Projections):
+    def __init__(self, dim: int, num_heads: int, eps: float, attention: str, quant: bool, fast_norm: bool):
+        super().__init__(dim, num_heads, eps, quant, fast_norm)
         self.attn_op = AttnOp(attention, self.head_dim)
         # {tensor name: [3C, ...]} whose row slices ARE q/k/v's tensors (see fuse_qkv_); not in
         # the state dict, so the checkpoint names stay q.*, k.*, v.*.
@@ -229,19 +236,8 @@ class SelfAttention(nn.Module):
         return self.o(out.flatten(2))
 
 
-class CrossAttention(nn.Module):
+class CrossAttention(_Projections):
     """Text cross-attention: dense, no RoPE, no mask (padded text rows are attended to)."""
-
-    def __init__(self, dim: int, num_heads: int, eps: float, quant: bool, fast_norm: bool):
-        super().__init__()
-        self.num_heads = num_heads
-        self.head_dim = dim // num_heads
-        self.q = make_linear(dim, dim, quant)
-        self.k = make_linear(dim, dim, quant)
-        self.v = make_linear(dim, dim, quant)
-        self.o = make_linear(dim, dim, quant)
-        self.norm_q = RMSNorm(dim, eps, fast_norm)
-        self.norm_k = RMSNorm(dim, eps, fast_norm)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         B = x.shape[0]
