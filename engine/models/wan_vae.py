@@ -18,6 +18,8 @@ with ``assign=True`` is complete.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -46,15 +48,39 @@ SPACE_STRIDE = 8
 # ----------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class FastDecode:
+    """Inference-only decode options (``WanVAE.fast_decode``; used only with autograd off).
+
+    Every option gives the plain path's values (``layout``, ``native_upsample``, ``static_cache``:
+    the same operations on the same numbers) or differs by float rounding only (``frames_per_chunk``:
+    the convolutions see longer inputs; ``compile``: Inductor's own kernels).
+    """
+
+    layout: bool = True  # keep channels-last 3-D through the time-upsample interleave (one copy, no relayout)
+    native_upsample: bool = True  # nearest upsampling in the model dtype (a copy: float32 adds nothing)
+    static_cache: bool = False  # per-layer stream buffers reused chunk to chunk: no cat, no clone, no alloc
+    frames_per_chunk: int = 1  # latent frames per decoder call after frame 0 (bigger convs, more memory)
+    compile: str | None = None  # torch.compile mode for the per-chunk decoder ("default", "max-autotune-no-cudagraphs")
+
+    def __post_init__(self):
+        if self.frames_per_chunk < 1:
+            raise ValueError(f"frames_per_chunk must be >= 1, got {self.frames_per_chunk}")
+
+
 class CausalCache:
     """The past of every time-looking layer during one chunked encode or decode.
 
     Maps a module to the last frames of the input stream it has seen (``[B, C, T<=2, H, W]``)
-    or to a marker state; created fresh for each call and thrown away afterwards.
+    or to a marker state; created fresh for each call and thrown away afterwards.  With
+    ``fast`` (a :class:`FastDecode`), its options reach the layers through the cache.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, fast: FastDecode | None = None) -> None:
         self._past: dict[int, torch.Tensor] = {}
+        self.fast = fast
+        # static_cache: per layer (key, [B, C, P + T, H, W] buffer); the past is a view of its tail.
+        self._bufs: dict[int, tuple[tuple, torch.Tensor]] = {}
 
     def get(self, layer: nn.Module) -> torch.Tensor | None:
         return self._past.get(id(layer))
@@ -62,6 +88,39 @@ class CausalCache:
     def put(self, layer: nn.Module, frames: torch.Tensor) -> None:
         # clone: a slice would keep the whole chunk's activation alive.
         self._past[id(layer)] = frames.clone()
+
+    def stream(self, layer: nn.Module, x: torch.Tensor, t_pad: int) -> tuple[torch.Tensor, int]:
+        """(past frames + x along time, zero frames still to pad in front); remembers the new past."""
+        past = self.get(layer)
+        if past is None or past.shape[2] == 0:
+            self.put(layer, x[:, :, -t_pad:])
+            return x, t_pad
+        p = past.shape[2]
+        if self.fast is None or not self.fast.static_cache:
+            stream = torch.cat([past, x], dim=2)
+            self.put(layer, stream[:, :, -t_pad:])
+            return stream, t_pad - p
+        # Static: one buffer per layer, [past | chunk]; the next past is a view of its tail (no
+        # clone), copied to the front on the next call (clone first where the two overlap).
+        key = (p, tuple(x.shape), x.dtype, x.device)
+        old = self._bufs.get(id(layer))
+        if old is not None and old[0] == key:
+            buf = old[1]
+            if x.shape[2] < p:
+                past = past.clone()  # tail and front overlap
+        else:
+            shape = (*x.shape[:2], p + x.shape[2], *x.shape[3:])
+            fmt = torch.channels_last_3d if _is_channels_last(x) else torch.contiguous_format
+            buf = torch.empty(shape, device=x.device, dtype=x.dtype, memory_format=fmt)
+            self._bufs[id(layer)] = (key, buf)
+        buf[:, :, :p].copy_(past)
+        buf[:, :, p:].copy_(x)
+        self._past[id(layer)] = buf[:, :, -t_pad:]
+        return buf, t_pad - p
+
+
+def _is_channels_last(x: torch.Tensor) -> bool:
+    return x.dim() == 5 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last_3d)
 
 
 class CausalConv3d(nn.Conv3d):
@@ -81,11 +140,7 @@ class CausalConv3d(nn.Conv3d):
     def forward(self, x: torch.Tensor, cache: CausalCache | None = None) -> torch.Tensor:
         t_pad = self.time_pad
         if cache is not None and t_pad > 0:
-            past = cache.get(self)
-            stream = x if past is None else torch.cat([past, x], dim=2)
-            cache.put(self, stream[:, :, -t_pad:])
-            t_pad -= stream.shape[2] - x.shape[2]
-            x = stream
+            x, t_pad = cache.stream(self, x, t_pad)
         if x.is_cuda:
             # Spatial zero padding inside the convolution (one copy of the chunk fewer).
             if t_pad:
@@ -187,14 +242,27 @@ class Resample(nn.Module):
                 cache.put(self.time_conv, x[:, :, :0])
             else:
                 x = self.time_conv(x, cache)  # [B, 2C, T, H, W]
-                x = x.reshape(b, 2, c, t, h, w).permute(0, 2, 3, 1, 4, 5).reshape(b, c, 2 * t, h, w)
+                pairs = x.reshape(b, 2, c, t, h, w).permute(0, 2, 3, 1, 4, 5)  # [B, C, T, 2, H, W]
+                if cache.fast is not None and cache.fast.layout and _is_channels_last(x):
+                    # one copy straight into a channels-last result (reshape would copy into the
+                    # contiguous layout, and the next convolution would convert it back)
+                    out = torch.empty((b, c, 2 * t, h, w), device=x.device, dtype=x.dtype,
+                                      memory_format=torch.channels_last_3d)
+                    out.view(b, c, t, 2, h, w).copy_(pairs)
+                    x = out
+                else:
+                    x = pairs.reshape(b, c, 2 * t, h, w)
                 t = 2 * t
 
         # 2. spatial resampling, frame by frame  [B*T, C, H, W]
         x = x.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
         if self.mode.startswith("upsample"):
-            # in float32, as the reference's Upsample does
-            x = F.interpolate(x.float(), scale_factor=2.0, mode="nearest-exact").type_as(x)
+            if cache.fast is not None and cache.fast.native_upsample:
+                # nearest only copies values: the model dtype gives the float32 path's numbers
+                x = F.interpolate(x, scale_factor=2.0, mode="nearest-exact")
+            else:
+                # in float32, as the reference's Upsample does
+                x = F.interpolate(x.float(), scale_factor=2.0, mode="nearest-exact").type_as(x)
         x = self.resample(x)
         x = x.reshape(b, t, *x.shape[1:]).permute(0, 2, 1, 3, 4)
 
@@ -298,6 +366,7 @@ class WanVAE(nn.Module):
         self.conv2 = CausalConv3d(cfg.z_dim, cfg.z_dim, 1)
         self.decoder = Decoder3d(cfg)
         self.channels_last = False  # see to_channels_last_()
+        self.fast_decode: FastDecode | None = None  # inference-only decode options (CUDA pipeline)
 
     def to_channels_last_(self) -> "WanVAE":
         """Hold the 3-D conv weights channels-last and decode in that layout (faster cuDNN kernels
@@ -350,14 +419,29 @@ class WanVAE(nn.Module):
     def decode_chunks(self, latent: torch.Tensor):
         """Yield the decoded video one latent frame at a time: [B, 3, 1, H, W], then [B, 3, 4, H, W]
         chunks (what :meth:`decode` concatenates), so a caller can consume frames while the GPU
-        decodes the next chunk."""
+        decodes the next chunk.  With :attr:`fast_decode` set and autograd off, its options apply
+        (``frames_per_chunk`` latent frames per chunk after the first)."""
         if latent.ndim != 5 or latent.shape[1] != self.z_dim:
             raise ValueError(f"expected latent [B, {self.z_dim}, T, h, w], got {tuple(latent.shape)}")
+        fast = self.fast_decode if not torch.is_grad_enabled() else None
         z = latent.to(self.conv2.weight.dtype)
         mean, inv_std = self._stats(z)
         x = self.conv2(z / inv_std + mean)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last_3d)
-        cache = CausalCache()
-        for i in range(x.shape[2]):
-            yield self.decoder(x[:, :, i: i + 1], cache)
+        cache = CausalCache(fast)
+        decoder = self._compiled_decoder(fast.compile) if fast is not None and fast.compile else self.decoder
+        step = fast.frames_per_chunk if fast is not None else 1
+        # frame 0 alone (the time upsampling passes it through), then ``step`` frames at a time
+        starts = [0, *range(1, x.shape[2], step)]
+        for i, start in enumerate(starts):
+            end = starts[i + 1] if i + 1 < len(starts) else x.shape[2]
+            yield decoder(x[:, :, start:end], cache)
+
+    def _compiled_decoder(self, mode: str):
+        """torch.compile of the decoder, made once per mode (kept outside the module tree, so
+        ``state_dict()`` keeps its keys)."""
+        compiled = self.__dict__.setdefault("_compiled", {})
+        if mode not in compiled:
+            compiled[mode] = torch.compile(self.decoder, mode=None if mode == "default" else mode)
+        return compiled[mode]
