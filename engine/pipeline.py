@@ -27,8 +27,10 @@ from engine.assets import shipped_checkpoints
 from engine.checkpoint import file_summary
 from engine.configs import ModelPreset, get_preset
 from engine.errors import Cancelled, CheckpointError, EngineError, OutOfMemory, TurboError, ValidationError
+from engine.graphs import GraphedDiT, compile_blocks_
 from engine.models.tokenizer import load_tokenizer
 from engine.models.umt5 import encode_text
+from engine.models.wan_vae import FastDecode
 from engine.preview import make_preview
 from engine.sampler import expert_for_steps, rcm_schedule, sample_rcm
 from engine.video import Mp4Stream, unique_path, write_png
@@ -37,6 +39,13 @@ PROMPT_CACHE_SIZE = 32
 TIME_UPSAMPLE = 4  # video frames per latent frame after the first (the VAE's temporal stride)
 TINY_SEED = 20251218  # fixed seed of the built-in random-weight tiny models
 VAE_CHANNELS_LAST = True  # on CUDA (measured: see BENCHMARKS.md "Full-size turn")
+# Inference-only VAE decode options on CUDA (None: the plain chunked decode).  The default keeps
+# the plain path's values exactly; bench/vae_decode.py times every option and its agreement.
+VAE_FAST_DECODE: FastDecode | None = FastDecode()
+# What LaunchConfig.compile does on CUDA: replay the DiT forward as a CUDA graph (not with
+# --offload-inactive-expert, whose weights move) and/or torch.compile each DiT block.
+COMPILE_DIT_GRAPH = True
+COMPILE_DIT_BLOCKS: str | None = None  # torch.compile mode ("default", ...) or None: not compiled
 
 
 def resolve_device(name: str) -> torch.device:
@@ -70,13 +79,14 @@ def i2v_condition(vae: torch.nn.Module, image: torch.Tensor, num_frames: int, dt
 
 
 def denoise(
-    nets: dict[str, torch.nn.Module], context: torch.Tensor, y: torch.Tensor | None, init_noise: torch.Tensor,
+    nets: dict[str, Callable[..., torch.Tensor]], context: torch.Tensor, y: torch.Tensor | None, init_noise: torch.Tensor,
     rf_t: list[float], dtype: torch.dtype, *, boundary: float | None = None, ode: bool = False,
     sla_topk: float | None = None, next_noise: Callable[[], torch.Tensor] | None = None,
     on_step: Callable | None = None, before_step: Callable[[int], None] | None = None,
 ) -> torch.Tensor:
     """The rCM loop over one DiT (``nets["main"]``) or an I2V expert pair (``"high"``/``"low"``,
-    switching below ``boundary``).  Returns the final latent (float32)."""
+    switching below ``boundary``).  A net may be a :class:`~engine.graphs.GraphedDiT`.  Returns the
+    final latent (float32)."""
     names = expert_for_steps(rf_t, boundary) if "high" in nets else ["main"] * (len(rf_t) - 1)
 
     def velocity(x: torch.Tensor, timesteps: torch.Tensor, i: int) -> torch.Tensor:
@@ -145,6 +155,7 @@ class ResidentPipeline:
             torch.backends.cudnn.benchmark = True
             if VAE_CHANNELS_LAST and hasattr(self.vae, "to_channels_last_"):
                 self.vae.to_channels_last_()
+            self.vae.fast_decode = VAE_FAST_DECODE
         self.load_s = time.perf_counter() - t0
         if on_progress:
             on_progress(ProgressEvent("load", "end", elapsed_s=self.load_s, stage_s=self.load_s,
@@ -211,9 +222,14 @@ class ResidentPipeline:
             self.experts["low"] = dit(dit_paths["low"], TINY_SEED + 3, low_dev)
         else:
             self.experts["main"] = dit(dit_paths["main"], TINY_SEED + 2, dev)
+        # --compile (CUDA): the denoise loop calls these instead of the bare experts.
+        self._runners: dict[str, Callable[..., torch.Tensor]] = dict(self.experts)
         if launch.compile and dev.type == "cuda":
             for name, m in self.experts.items():
-                self.experts[name] = torch.compile(m)
+                if COMPILE_DIT_BLOCKS:
+                    compile_blocks_(m, None if COMPILE_DIT_BLOCKS == "default" else COMPILE_DIT_BLOCKS)
+                if COMPILE_DIT_GRAPH and not launch.offload_inactive_expert:
+                    self._runners[name] = GraphedDiT(m)
         self.checkpoints = {
             role: file_summary(p) for role, p in (
                 ("dit", launch.dit_path), ("high_noise", launch.high_noise_model_path),
@@ -243,6 +259,7 @@ class ResidentPipeline:
 
     def close(self) -> None:
         self.experts.clear()
+        self._runners.clear()
         self._prompt_cache.clear()
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
@@ -339,7 +356,7 @@ class ResidentPipeline:
             self._expert(experts[0])
             step_start[0] = time.perf_counter()
             latent = denoise(
-                self.experts, context, y, init_noise, rf_t, dt, boundary=req.boundary, ode=req.ode,
+                self._runners, context, y, init_noise, rf_t, dt, boundary=req.boundary, ode=req.ode,
                 sla_topk=req.sla_topk, on_step=on_step, before_step=self._check_cancel,
                 next_noise=lambda: torch.randn(shape, generator=gen, device=dev, dtype=torch.float32),
             )
