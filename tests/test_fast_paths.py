@@ -1,0 +1,109 @@
+"""Inference-only speed-ups of issue 9 on the CPU: the VAE's FastDecode options give the plain
+decode's values, step aside under autograd, and GraphedDiT falls back to the plain forward."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from engine import loading
+from engine.configs import VAEConfig, get_preset
+from engine.graphs import GraphedDiT
+from engine.models.wan_vae import FastDecode
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors: extra threads only contend (seconds instead of tenths on a busy 2-core machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def vae_and_latent():
+    vae = loading.build_random_vae(VAEConfig(dim=4), 3)
+    lat = torch.randn(1, 16, 5, 2, 3, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        plain = vae.decode(lat)
+    return vae, lat, plain
+
+
+@pytest.mark.parametrize("fast", [FastDecode(), FastDecode(static_cache=True),
+                                  FastDecode(layout=False, native_upsample=False, static_cache=True)])
+def test_fast_decode_options_give_the_plain_values(vae_and_latent, fast):
+    vae, lat, plain = vae_and_latent
+    vae.fast_decode = fast
+    try:
+        with torch.inference_mode():
+            out = vae.decode(lat)
+            again = vae.decode(lat)  # the cache is per call: a second decode is the same
+    finally:
+        vae.fast_decode = None
+    assert torch.equal(out, plain) and torch.equal(again, plain)
+
+
+@pytest.mark.parametrize("static", [False, True])
+def test_frames_per_chunk_changes_chunks_not_values(vae_and_latent, static):
+    vae, lat, plain = vae_and_latent
+    vae.fast_decode = FastDecode(frames_per_chunk=3, static_cache=static)
+    try:
+        with torch.inference_mode():
+            chunks = list(vae.decode_chunks(lat))
+    finally:
+        vae.fast_decode = None
+    # frame 0 alone, then latent frames 1-3 and 4: 1, 12 and 4 video frames
+    assert [c.shape[2] for c in chunks] == [1, 12, 4]
+    torch.testing.assert_close(torch.cat(chunks, dim=2), plain, atol=1e-5, rtol=1e-4)
+
+
+def test_fast_decode_steps_aside_under_autograd(vae_and_latent):
+    """Training decodes with autograd on: the plain path runs and gradients are those of the plain path."""
+    vae, lat, _ = vae_and_latent
+    grads = []
+    for fast in (None, FastDecode(static_cache=True, frames_per_chunk=2)):
+        vae.fast_decode = fast
+        z = lat.clone().requires_grad_(True)
+        vae.decode(z).square().mean().backward()
+        grads.append(z.grad)
+    vae.fast_decode = None
+    assert torch.equal(grads[0], grads[1])
+
+
+def test_frames_per_chunk_must_be_positive():
+    with pytest.raises(ValueError, match="frames_per_chunk"):
+        FastDecode(frames_per_chunk=0)
+
+
+def test_compiled_decoder_stays_out_of_the_state_dict(vae_and_latent):
+    vae, _, _ = vae_and_latent
+    keys = list(vae.state_dict())
+    vae._compiled_decoder("default")  # torch.compile is lazy: nothing compiles until called
+    assert list(vae.state_dict()) == keys
+
+
+def test_graphed_dit_falls_back_to_the_plain_forward_on_cpu():
+    net = loading.build_random_dit(get_preset("tiny").dit, 7, attention="sla")
+    g = torch.Generator().manual_seed(1)
+    x, ctx = torch.randn(1, 16, 3, 4, 4, generator=g), torch.randn(1, 512, 64, generator=g)
+    t = torch.full((1, 1), 988.0)
+    graphed = GraphedDiT(net)
+    with torch.inference_mode():
+        assert torch.equal(graphed(x, t, ctx, sla_topk=0.5), net(x, t, ctx, sla_topk=0.5))
+    assert graphed.captures == 0
+
+
+def test_bench_smoke_runs_every_variant():
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "vae_decode.py"), "--smoke"], capture_output=True,
+                          text=True, timeout=60, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "FAILED" not in proc.stdout
+    assert "| CUDA graph (GraphedDiT) |" in proc.stdout and "| + static_cache |" in proc.stdout
+    assert proc.stdout.count("| yes |") == 2  # cudnn.benchmark does nothing on a CPU: bit-equal
