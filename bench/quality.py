@@ -28,16 +28,11 @@ import torch  # noqa: E402
 
 from engine import loading  # noqa: E402
 from engine.configs import get_preset  # noqa: E402
-from engine.models.tokenizer import ByteTokenizer  # noqa: E402
-from engine.models.umt5 import encode_text  # noqa: E402
-from engine.pipeline import denoise  # noqa: E402
-from engine.sampler import rcm_schedule  # noqa: E402
-from engine.train.analyze import analyze, score  # noqa: E402
-from engine.train.world import eval_specs, render  # noqa: E402
+from engine.train.evaluate import contexts_for, generate, held_out, score_frames  # noqa: E402
+from engine.train.world import render  # noqa: E402
 from engine.video import to_uint8_frames  # noqa: E402
 
 ASSETS = Path(__file__).resolve().parents[1] / "engine" / "assets"
-SIGMA_MAX = 80.0
 SIZE = 192  # the tiny model's clips: 192 x 192, 9 frames
 
 
@@ -69,38 +64,12 @@ def files_from(run: Path | None) -> dict[str, Path]:
         return {"teacher": ASSETS / "bench/tiny_teacher.safetensors",
                 "student": ASSETS / "bench/tiny_student-sla0.safetensors",
                 "final": ASSETS / "tiny_dit.safetensors", "final_quant": ASSETS / "tiny_dit-quant.safetensors",
-                "vae": ASSETS / "tiny_vae.safetensors", "text": ASSETS / "tiny_text_encoder.safetensors"}
+                "vae": ASSETS / "tiny_vae.safetensors", "text": ASSETS / "tiny_text_encoder.safetensors",
+                "guidance": ASSETS / "bench/tiny_guidance.json"}
     return {"teacher": run / "teacher.safetensors", "student": run / "student-sla0.safetensors",
             "final": run / "dit.safetensors", "final_quant": run / "dit-quant.safetensors",
-            "vae": run / "vae.safetensors", "text": run / "text_encoder.safetensors"}
-
-
-def teacher_grid(n: int, shift: float = 3.0) -> list[float]:
-    """Euler times for the teacher: shifted-uniform, starting at the rCM start time."""
-    t0 = rcm_schedule(1, SIGMA_MAX)[0]
-    ts = [shift * u / (1 + (shift - 1) * u) for u in (1 - i / n for i in range(n + 1))]
-    return [t0] + ts[1:]
-
-
-@torch.no_grad()
-def generate(dit, vae, contexts, specs, seeds, steps: int, teacher_steps: int, topk: float, dtype, device,
-             batch: int) -> list:
-    """uint8 frames of each clip, made as a pipeline turn with seed = the clip's seed would."""
-    out = []
-    z, t_lat = 16, 1 + (len(specs[0].cx) - 1) // 4
-    h = w = SIZE // 8
-    shape = (1, z, t_lat, h, w)
-    rf_t = teacher_grid(teacher_steps) if steps == 0 else rcm_schedule(steps, SIGMA_MAX)
-    for i in range(0, len(specs), batch):
-        chunk = specs[i:i + batch]
-        gens = [torch.Generator(device="cpu").manual_seed(s) for s in seeds[i:i + batch]]
-        init = torch.cat([torch.randn(shape, generator=g) for g in gens]).to(device)
-        nxt = lambda: torch.cat([torch.randn(shape, generator=g) for g in gens]).to(device)  # noqa: E731
-        latent = denoise({"main": dit}, contexts[i:i + batch].to(dtype), None, init, rf_t, dtype,
-                         ode=steps == 0, sla_topk=topk, next_noise=nxt)
-        video = vae.decode(latent.to(dtype))
-        out += [to_uint8_frames(v.float().cpu().numpy()) for v in video]
-    return out
+            "vae": run / "vae.safetensors", "text": run / "text_encoder.safetensors",
+            "guidance": run / "guidance.json"}
 
 
 def main(argv=None) -> int:
@@ -110,6 +79,8 @@ def main(argv=None) -> int:
     ap.add_argument("--clips", type=int, default=48)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--teacher-steps", type=int, default=24)
+    ap.add_argument("--teacher-guidance", type=float, default=None,
+                    help="classifier-free guidance of the teacher row (default: the run's guidance.json, else 1)")
     ap.add_argument("--rows", default=None, help="comma-separated row names (default: all)")
     ap.add_argument("--low-dtype", default=None, help="bfloat16 (default on CUDA) or float16")
     ap.add_argument("--json", type=Path, default=None)
@@ -121,20 +92,21 @@ def main(argv=None) -> int:
     lo = a.low_dtype or "bfloat16"
     files = files_from(a.run)
     p = get_preset("tiny")
-    specs = eval_specs(a.clips)
-    seeds = [1000 + i for i in range(len(specs))]  # the seed each clip is generated with
+    specs, seeds = held_out(a.clips, SIZE, 9)
+    guidance = a.teacher_guidance
+    if guidance is None:
+        guidance = json.loads(files["guidance"].read_text())["guidance"] if files["guidance"].exists() else 1.0
     rows = rows_table(lo)
     if a.rows:
         wanted = a.rows.split(",")
         rows = [r for r in rows if r.name in wanted]
 
     results = {}
-    truths = [s.attributes for s in specs]
     ref = [to_uint8_frames(v.numpy()) for v in render(specs)]
-    results["world (analyzer ceiling)"] = score([analyze(f) for f in ref], truths)
+    results["world (analyzer ceiling)"] = score_frames(ref, specs)
     text = loading.load_text_encoder(files["text"], p.text, device=dev, dtype=torch.float32)
-    ids, mask = ByteTokenizer()([s.caption for s in specs], max_length=p.text.text_len)
-    contexts = encode_text(text, ids, mask)
+    contexts = contexts_for(text, [s.caption for s in specs], p.text.text_len)
+    uncond = contexts_for(text, [""], p.text.text_len)
     vaes: dict = {}
     for row in rows:
         t0 = time.perf_counter()
@@ -143,15 +115,17 @@ def main(argv=None) -> int:
             vaes[row.dtype] = loading.load_vae(files["vae"], p.vae, device=dev, dtype=dt)
         dit = loading.load_dit(files[row.file], p.dit, attention=row.attention, quant_linear=row.quant,
                                device=dev, dtype=dt)
-        frames = generate(dit, vaes[row.dtype], contexts, specs, seeds, row.steps, a.teacher_steps, row.topk, dt, dev,
-                          a.batch)
-        res = score([analyze(f) for f in frames], truths)
+        frames = generate(dit, vaes[row.dtype], contexts, specs, seeds, size=SIZE, steps=row.steps,
+                          teacher_steps=a.teacher_steps, topk=row.topk, dtype=dt, device=dev, batch=a.batch,
+                          guidance=guidance, uncond=uncond)
+        res = score_frames(frames, specs)
         res["seconds"] = time.perf_counter() - t0
         results[row.name] = res
         print(f"{row.name:24s} attr {res['attr']:.3f}  all {res['all']:.3f}  tc {res['consistency']:.3f}  "
               f"({res['seconds']:.1f} s)", flush=True)
 
-    print(f"\n{a.clips} held-out clips, device {dev}, teacher Euler steps {a.teacher_steps}\n")
+    print(f"\n{a.clips} held-out clips, device {dev}, teacher Euler steps {a.teacher_steps}, "
+          f"teacher guidance {guidance}\n")
     print("| row | attr acc | colour | background | motion | all 3 | temporal consistency |")
     print("|---|---|---|---|---|---|---|")
     for name, r in results.items():

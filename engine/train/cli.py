@@ -1,7 +1,7 @@
 """``python -m engine.train``: train the built-in tiny model on the synthetic world.
 
     python -m engine.train all --out runs/tiny --device cuda          # every phase, in order
-    python -m engine.train vae|teacher|student|sla --out runs/tiny     # one phase (resumes)
+    python -m engine.train text|vae|teacher|student|sla --out runs/tiny  # one phase (resumes)
     python -m engine.train merge BASE TUNED PRETRAINED OUT [--quant]   # base + (tuned - pretrained)
     python -m engine.train install runs/tiny                           # copy into engine/assets
     python -m engine.train sheet docs/tiny.png "a red circle moving left on a blue background"
@@ -20,9 +20,9 @@ import sys
 import time
 from pathlib import Path
 
-PHASES = ("vae", "teacher", "student", "sla")
+PHASES = ("text", "vae", "teacher", "student", "sla")
 # Default budgets sized for one H100/H200 (seconds); CPU smoke runs pass small steps.
-DEFAULTS = {"vae": (4000, 60.0), "teacher": (40000, 150.0), "student": (20000, 50.0), "sla": (5000, 30.0)}
+DEFAULTS = {"text": (3000, 30.0), "vae": (4000, 60.0), "teacher": (40000, 150.0), "student": (20000, 50.0), "sla": (5000, 30.0)}
 ASSET_FILES = {  # run file -> engine/assets name (the shipped model, then the benchmark's extras)
     "dit.safetensors": "tiny_dit.safetensors",
     "dit-quant.safetensors": "tiny_dit-quant.safetensors",
@@ -30,6 +30,7 @@ ASSET_FILES = {  # run file -> engine/assets name (the shipped model, then the b
     "text_encoder.safetensors": "tiny_text_encoder.safetensors",
     "teacher.safetensors": "bench/tiny_teacher.safetensors",
     "student-sla0.safetensors": "bench/tiny_student-sla0.safetensors",
+    "guidance.json": "bench/tiny_guidance.json",
 }
 
 
@@ -44,13 +45,18 @@ def _phase(name: str, a) -> None:
     kw = dict(size=a.size, frames=a.frames, device=a.device)
     if a.batch is not None:
         kw["batch"] = a.batch
+    if name != "text":
+        kw["check_clips"] = a.check_clips
     t0 = time.monotonic()
-    if name == "vae":
+    if name == "text":
+        from engine.train.text import train_text
+        train_text(a.out, budget, device=a.device)
+    elif name == "vae":
         from engine.train.vae import train_vae
         train_vae(a.out, budget, decoder_only=a.decoder_only, crop=a.crop, **kw)
     elif name == "teacher":
         from engine.train.teacher import train_teacher
-        train_teacher(a.out, budget, **kw)
+        train_teacher(a.out, budget, bank=a.bank, **kw)
     elif name == "student":
         from engine.train.student import train_student
         train_student(a.out, budget, trajectories=a.trajectories, traj_seconds=a.traj_seconds, **kw)
@@ -74,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--trajectories", type=int, default=2048)
     ap.add_argument("--traj-seconds", type=float, default=30.0)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--bank", type=int, default=6144, help="teacher: clips encoded once into the latent bank")
+    ap.add_argument("--check-clips", type=int, default=48,
+                    help="validation clips each phase generates and scores at its end (0: no check)")
     ap.add_argument("--crop", type=int, default=128, help="vae: training crop side (multiple of 8)")
     ap.add_argument("--decoder-only", action="store_true", help="vae: refit the decoder of <out>/vae.safetensors")
     ap.add_argument("--quant", action="store_true", help="merge: write the -quant layout")

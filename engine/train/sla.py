@@ -30,7 +30,8 @@ TOPKS = (0.05, 0.1, 0.1, 0.15, 0.3)
 
 
 def train_sla(out: Path, budget: Budget, *, batch: int = 16, size: int = 192, frames: int = 9,
-              lr: float = 1e-3, rest_lr_scale: float = 0.05, device: str = "cpu", model: str = "tiny") -> Path:
+              lr: float = 1e-3, rest_lr_scale: float = 0.05, device: str = "cpu", model: str = "tiny",
+              check_clips: int = 48) -> Path:
     out = Path(out)
     dev = torch.device(device)
     p = preset(model)
@@ -78,4 +79,11 @@ def train_sla(out: Path, budget: Budget, *, batch: int = 16, size: int = 192, fr
     zero = new_dit(p, "sla")
     zero.load_state_dict({k: v.cpu() for k, v in pretrained.items()}, strict=False)
     export_dit(zero, out / "student-sla0.safetensors")
+    if check_clips:
+        from engine.train.evaluate import check
+
+        sla.eval()
+        for topk in (0.1, 0.3):
+            check(out, "sla", f"rcm-4-sla-{topk}", sla, vae, enc, size=size, frames=frames, clips=check_clips,
+                  device=dev, steps=4, topk=topk)
     return path

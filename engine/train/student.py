@@ -5,7 +5,9 @@ evaluates the net at four times (t = 0.9877, 0.9338, 0.8529, 0.6090 for sigma_ma
 1..3-step schedule is a prefix of these), and each step uses the net's clean estimate
 ``x0 = x_t - t v``.  So we (1) run the teacher's probability-flow ODE (Euler, 20 steps, with
 the four times on its grid) from ``x = noise * t_0`` -- exactly the sampler's start -- and keep
-the states at the four times plus the end point; (2) train the student, initialised from the
+the states at the four times plus the end point -- guided by classifier-free guidance at the scale the
+teacher phase picked on validation clips (``guidance.json``), as Wan's few-step models distil a
+guided teacher, so the student needs no guidance at sampling time; (2) train the student, initialised from the
 teacher, so that its clean estimate at each kept state is the ODE's end point
 (``|| x_t - t v_student - x0_teacher ||^2``).  That is the consistency function of the
 teacher's ODE restricted to the times the sampler uses.  A state at time t on a trajectory is
@@ -32,6 +34,8 @@ from engine.sampler import rcm_schedule
 from engine.train.common import (
     Budget, run_phase, Log, batch_specs, export_dit, new_dit, preset, text_context,
 )
+from engine.train.evaluate import Guided, check
+from engine.train.teacher import read_guidance
 
 PHASE_ID = 3
 SIGMA_MAX = 80.0
@@ -65,13 +69,16 @@ def teacher_trajectories(teacher, ctx: torch.Tensor, noise: torch.Tensor) -> tup
 
 def train_student(out: Path, budget: Budget, *, batch: int = 48, size: int = 192, frames: int = 9,
                   lr: float = 2e-4, trajectories: int = 2048, traj_batch: int = 256, traj_seconds: float = 30.0,
-                  device: str = "cpu", model: str = "tiny") -> Path:
+                  device: str = "cpu", model: str = "tiny", check_clips: int = 48) -> Path:
     out = Path(out)
     dev = torch.device(device)
     p = preset(model)
     teacher = loading.load_dit(out / "teacher.safetensors", p.dit, attention="original", device=dev, dtype=torch.float32)
     enc = loading.load_text_encoder(out / "text_encoder.safetensors", p.text, device=dev, dtype=torch.float32)
     log = Log(out, "student")
+    guidance = read_guidance(out)  # the scale the teacher phase picked (1 = unguided)
+    with torch.no_grad():
+        guided = Guided(teacher, text_context(enc, [""], p.text.text_len), guidance)
     t_lat, hw = 1 + (frames - 1) // 4, size // 8
 
     # 1. teacher trajectories (paid once; a resumed phase recomputes them, same seeds)
@@ -85,20 +92,20 @@ def train_student(out: Path, budget: Budget, *, batch: int = 48, size: int = 192
             specs = batch_specs(PHASE_ID, i // traj_batch, n, frames, size)
             ctx = text_context(enc, [s.caption for s in specs], p.text.text_len)
             noise = torch.randn(n, p.vae.z_dim, t_lat, hw, hw, generator=gen).to(dev)
-            kept, end = teacher_trajectories(teacher, ctx, noise)
+            kept, end = teacher_trajectories(guided, ctx, noise)
             states.append(kept)
             ends.append(end)
             ctxs.append(ctx)
             i += n
     states, ends, ctxs = torch.cat(states, 1), torch.cat(ends), torch.cat(ctxs)
     N = ends.shape[0]
-    log(trajectories=N, seconds=time.monotonic() - t0)
+    log(trajectories=N, seconds=time.monotonic() - t0, guidance=guidance)
 
     # 2. regression of the student's clean estimate onto the end points
     student = new_dit(p, "original").to(dev)
     student.load_state_dict(teacher.state_dict())
     student.requires_grad_(True)
-    del teacher
+    del teacher, guided
     opt = torch.optim.AdamW(student.parameters(), lr=lr, weight_decay=0.0, betas=(0.9, 0.99))
     ts = torch.tensor(knots()[:-1], device=dev)
 
@@ -113,4 +120,10 @@ def train_student(out: Path, budget: Budget, *, batch: int = 48, size: int = 192
         return F.mse_loss(x0, ends[idx]), {}
 
     run_phase("student", out, budget, {"dit": student}, opt, lr, 50, step_loss)
-    return export_dit(student, out / "student.safetensors")
+    path = export_dit(student, out / "student.safetensors")
+    if check_clips:
+        vae = loading.load_vae(out / "vae.safetensors", p.vae, device=dev, dtype=torch.float32)
+        for n in (1, 4):
+            check(out, "student", f"rcm-{n}", student.eval(), vae, enc, size=size, frames=frames, clips=check_clips,
+                  device=dev, steps=n)
+    return path

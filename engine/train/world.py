@@ -55,6 +55,7 @@ TEMPLATES = (
 )
 
 EVAL_SEED_BASE = 10**9  # benchmark seeds start here; training seeds stay below
+VALIDATION_SEED_BASE = 5 * 10**8  # training-time checks: trained combinations, seeds never trained on
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,12 @@ def eval_specs(n: int, num_frames: int = 9, height: int = 192, width: int = 192)
     held = combos(held_out=True)
     return [sample_spec(EVAL_SEED_BASE + i, num_frames, height, width, attributes=held[i % len(held)])
             for i in range(n)]
+
+
+def validation_specs(n: int, num_frames: int = 9, size: int = 192) -> list[ClipSpec]:
+    """Clips for the training phases' own checks (choosing the guidance scale, say): trained
+    attribute combinations with unseen seeds, so the benchmark's held-out set stays unseen."""
+    return [sample_spec(VALIDATION_SEED_BASE + i, num_frames, size, size) for i in range(n)]
 
 
 # ---------------------------------------------------------------------------

@@ -1,0 +1,109 @@
+"""The pieces of the training recipe that decide whether the tiny model follows its prompts:
+the text path, the attribute pre-training, classifier-free guidance, the VAE's object weight,
+the validation split, and the whole CLI run end to end at a toy size."""
+
+import json
+
+import torch
+
+from engine.configs import get_preset
+from engine.models.umt5 import encode_text
+from engine.models.tokenizer import ByteTokenizer
+from engine.train.common import new_text_encoder, text_context
+from engine.train.evaluate import Guided
+from engine.train.text import ATTRIBUTES, AttributeHeads, attribute_loss, targets
+from engine.train.vae import object_weight
+from engine.train.world import combos, eval_specs, is_held_out, render, sample_spec, validation_specs
+
+P = get_preset("tiny")
+CAPTIONS = ["a red circle moving left on a blue background", "grey background with a violet box rising", ""]
+
+
+def test_short_text_context_equals_the_pipelines_full_length_encoding():
+    enc = new_text_encoder(P).eval()
+    short = text_context(enc, CAPTIONS, P.text.text_len)
+    ids, mask = ByteTokenizer()(CAPTIONS, max_length=P.text.text_len)
+    full = encode_text(enc, ids, mask)
+    assert short.shape == full.shape == (3, P.text.text_len, P.text.dim)
+    torch.testing.assert_close(short, full, rtol=1e-5, atol=1e-6)
+
+
+def test_attribute_targets_follow_the_clip():
+    spec = sample_spec(3, 1, 16, 16)
+    want = targets([spec], "cpu")
+    assert {n: ATTRIBUTES[n][int(want[n][0])] for n in ATTRIBUTES} == {
+        "colour": spec.colour, "shape": spec.shape, "background": spec.background, "motion": spec.motion}
+
+
+def test_attribute_heads_ignore_rows_past_the_prompt():
+    heads = AttributeHeads(8)
+    states = torch.randn(2, 6, 8)
+    live = torch.tensor([[True] * 3 + [False] * 3] * 2)
+    changed = states.clone()
+    changed[:, 3:] = 100.0
+    a, b = heads(states, live), heads(changed, live)
+    for n in a:
+        torch.testing.assert_close(a[n], b[n])
+
+
+def test_attribute_pretraining_lowers_its_loss():
+    torch.manual_seed(0)
+    enc, heads = new_text_encoder(P), AttributeHeads(P.text.dim)
+    opt = torch.optim.AdamW([*enc.parameters(), *heads.parameters()], lr=3e-3)
+    specs = [sample_spec(i, 1, 16, 16) for i in range(32)]
+    first = None
+    for _ in range(25):
+        loss, _ = attribute_loss(enc, heads, specs, 96)
+        first = first if first is not None else loss.item()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.7 * first
+
+
+class _Linear(torch.nn.Module):
+    """v = x * mean(context): a net whose conditional and unconditional outputs differ."""
+
+    def forward(self, x, t, context, **kw):
+        return x * context.mean(dim=(1, 2)).view(-1, 1, 1, 1, 1)
+
+
+def test_guidance_extrapolates_from_the_unconditional_velocity():
+    x, t = torch.randn(2, 1, 1, 2, 2), torch.zeros(2, 1)
+    cond, uncond = torch.full((2, 4, 3), 2.0), torch.full((1, 4, 3), 0.5)
+    net = _Linear()
+    torch.testing.assert_close(Guided(net, uncond, 1.0)(x, t, cond), net(x, t, cond))
+    torch.testing.assert_close(Guided(net, uncond, 3.0)(x, t, cond), x * 0.5 + 3.0 * (x * 2.0 - x * 0.5))
+
+
+def test_object_weight_marks_the_object_not_the_background():
+    spec = sample_spec(11, 5, 64, 64)
+    video = render([spec], 64, 64)
+    w = object_weight(video)[0, 0]  # [F, H, W]
+    f = 0
+    cx, cy = int(spec.cx[f]), int(spec.cy[f])
+    assert w[f, cy, cx] > 1 and w[f, 1, 1] == 1 and w[f, -2, -2] == 1
+    assert 0.005 < (w > 1).float().mean() < 0.3
+
+
+def test_validation_clips_are_trained_combinations_with_unseen_seeds():
+    val, held = validation_specs(40, 5, 32), eval_specs(40, 5, 32, 32)
+    assert all(not is_held_out(s.colour, s.background, s.motion) for s in val)
+    assert all(is_held_out(s.colour, s.background, s.motion) for s in held)
+    assert {(s.colour, s.background, s.motion) for s in val} <= set(combos(held_out=False))
+
+
+def test_cli_runs_every_phase_and_the_checks(tmp_path):
+    from engine.train.cli import main
+
+    out = tmp_path / "run"
+    main(["all", "--out", str(out), "--size", "32", "--frames", "5", "--batch", "2", "--crop", "32",
+          "--text-steps", "2", "--vae-steps", "2", "--teacher-steps", "2", "--student-steps", "2", "--sla-steps", "2",
+          "--trajectories", "4", "--bank", "4", "--check-clips", "2"])
+    for name in ("text_encoder", "vae", "teacher", "student", "dit", "dit-quant", "student-sla0"):
+        assert (out / f"{name}.safetensors").exists(), name
+    assert json.loads((out / "guidance.json").read_text())["guidance"] in (1.0, 2.0, 3.5, 5.0)
+    log = [json.loads(line) for line in (out / "train.log").read_text().splitlines()]
+    checks = {(r["phase"], r["check"]) for r in log if "check" in r}
+    assert ("vae", "reconstruction") in checks and ("student", "rcm-4") in checks and ("sla", "rcm-4-sla-0.1") in checks
+    assert any(r["phase"] == "text" and "held_out" in r for r in log)
