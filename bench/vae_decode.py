@@ -192,15 +192,20 @@ def profile_decode(vae, lat) -> str:
 # DiT loop
 
 def bench_dit(device: torch.device, dtype: torch.dtype, smoke: bool, repeats: int, deadline: float,
-              compile_rows: bool) -> str:
-    """Eager (the reference for rel L2), then the CUDA-graph row, or the torch.compile rows."""
-    cfg = get_preset("tiny").dit if smoke else get_preset("Wan2.1-1.3B").dit
-    shape = (1, 16, 3, 8, 8) if smoke else (1, 16, 21, 60, 104)
-    net = loading.build_random_dit(cfg, 7, attention="sla", quant_linear=False, device=device, dtype=dtype)
-    g = torch.Generator(device=device).manual_seed(2)
-    noise = torch.randn(shape, device=device, generator=g)
-    ctx = torch.randn(1, cfg.text_len, cfg.text_dim, device=device, generator=g).to(dtype)
-    ctx[:, 40:] = 0  # padded rows are zeros, as the pipeline hands them over
+              compile_rows: bool, state: dict) -> str:
+    """Eager (the reference for rel L2) and the CUDA-graph row, or the torch.compile rows; ``state``
+    carries the model, its inputs and the eager result from one call to the next."""
+    if "net" not in state:
+        cfg = get_preset("tiny").dit if smoke else get_preset("Wan2.1-1.3B").dit
+        state["shape"] = (1, 16, 3, 8, 8) if smoke else (1, 16, 21, 60, 104)
+        state["net"] = loading.build_random_dit(cfg, 7, attention="sla", quant_linear=False, device=device,
+                                                dtype=dtype)
+        g = torch.Generator(device=device).manual_seed(2)
+        state["noise"] = torch.randn(state["shape"], device=device, generator=g)
+        ctx = torch.randn(1, cfg.text_len, cfg.text_dim, device=device, generator=g).to(dtype)
+        ctx[:, 40:] = 0  # padded rows are zeros, as the pipeline hands them over
+        state["ctx"] = ctx
+    net, shape, noise, ctx = state["net"], state["shape"], state["noise"], state["ctx"]
     rf_t = rcm_schedule(4, 80.0)
 
     def loop(runner) -> torch.Tensor:
@@ -208,40 +213,42 @@ def bench_dit(device: torch.device, dtype: torch.dtype, smoke: bool, repeats: in
         return denoise({"main": runner}, ctx, None, noise, rf_t, dtype, sla_topk=0.1,
                        next_noise=lambda: torch.randn(shape, device=device, generator=gen))
 
-    variants: list[tuple[str, Callable[[], object], bool]] = [("eager", lambda: net, False)]
     if not compile_rows:
-        variants.append(("CUDA graph (GraphedDiT)", lambda: GraphedDiT(net), False))
+        variants: list[tuple[str, Callable[[], object], bool]] = [
+            ("eager", lambda: net, False), ("CUDA graph (GraphedDiT)", lambda: GraphedDiT(net), False)]
     else:
-        variants += [
+        variants = [
             ("compiled blocks (torch.compile default)", lambda: compile_blocks_(net), True),
             ("compiled blocks + CUDA graph", lambda: GraphedDiT(net), True),
         ]
-    rows, base = [], None
+    rows = []
     for name, make, is_compile in variants:
         if is_compile and time.perf_counter() - T0 > deadline:
-            rows.append([name, "skipped (deadline)", "", "", ""])
+            rows.append([name, "skipped (deadline)", "", "", "", ""])
             continue
         try:
+            before = torch.cuda.memory_allocated(device) if device.type == "cuda" else None
             runner = make()
             with torch.inference_mode():
                 first, med, out = timed(lambda: loop(runner), device, repeats)
+                # a CUDA graph's activations live in its pool from the capture on: "held" counts them
+                held = None if before is None else (torch.cuda.memory_allocated(device) - before) / 2**30
                 peak = peak_of(lambda: loop(runner), device)
-            if base is None:
-                base = out
-            rows.append([name, f"{med:.3f}", f"{first:.1f}", fmt(peak, ".2f"), f"{rel_l2(out, base):.2e}"])
+            base = state.setdefault("base", out)
+            rows.append([name, f"{med:.3f}", f"{first:.1f}", fmt(peak, ".2f"), fmt(held, ".2f"),
+                         f"{rel_l2(out, base):.2e}"])
             log("dit", *rows[-1])
             del runner
         except Exception as e:
             traceback.print_exc()
-            rows.append([name, f"FAILED: {type(e).__name__}: {str(e).splitlines()[0][:120]}", "", "", ""])
+            rows.append([name, f"FAILED: {type(e).__name__}: {str(e).splitlines()[0][:120]}", "", "", "", ""])
             log("dit", *rows[-1])
         if device.type == "cuda":
             torch.cuda.empty_cache()
-    del net
     return table(f"4-step DiT loop, {'tiny' if smoke else 'Wan2.1-1.3B'} sla top-k 0.1, x {list(shape)} "
                  f"({device}, {str(dtype).removeprefix('torch.')})" + (", torch.compile rows" if compile_rows else ""),
-                 ["variant", "loop s (median)", "first call s (capture/compile)", "peak GiB (above weights)",
-                  "rel L2 vs eager (final latent)"], rows)
+                 ["variant", "loop s (median)", "first call s (capture/compile)", "peak GiB of a loop (above weights)",
+                  "GiB held between loops (graph pool)", "rel L2 vs eager (final latent)"], rows)
 
 
 def main(argv=None) -> int:
@@ -250,7 +257,7 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="auto")
     p.add_argument("--parts", default="vae,dit,compile", help="comma list of vae, dit, compile (torch.compile rows)")
     p.add_argument("--repeats", type=int, help="timed runs per variant after the first (default 3, smoke 1)")
-    p.add_argument("--deadline-s", type=float, default=200.0,
+    p.add_argument("--deadline-s", type=float, default=240.0,
                    help="start no torch.compile variant after this many seconds")
     p.add_argument("--autotune-deadline-s", type=float, default=150.0,
                    help="start the max-autotune VAE compile only before this many seconds")
@@ -269,20 +276,19 @@ def main(argv=None) -> int:
     print(head, flush=True)
     torch.manual_seed(0)
     vae_state: dict = {}
+    dit_state: dict = {}
 
     def show(text: str) -> None:
         print(text, flush=True)
 
     # cheap rows first, then the torch.compile rows (DiT blocks, then the VAE decoder)
     if "dit" in parts:
-        show(bench_dit(device, dtype, a.smoke, a.repeats, a.deadline_s, False))
+        show(bench_dit(device, dtype, a.smoke, a.repeats, a.deadline_s, False, dit_state))
     if "vae" in parts:
         show(bench_vae(device, dtype, a.smoke, a.repeats, deadlines, False, not a.no_profile and not a.smoke,
                        vae_state))
     if compile_ok and "dit" in parts:
-        vae_state.get("vae", torch.empty(0)).to("cpu")  # room for the DiT
-        show(bench_dit(device, dtype, a.smoke, a.repeats, a.deadline_s, True))
-        vae_state.get("vae", torch.empty(0)).to(device)
+        show(bench_dit(device, dtype, a.smoke, a.repeats, a.deadline_s, True, dit_state))
     if compile_ok and "vae" in parts:
         show(bench_vae(device, dtype, a.smoke, a.repeats, deadlines, True, False, vae_state))
     print(f"# total {time.perf_counter() - T0:.0f} s", flush=True)

@@ -3,8 +3,8 @@
 A denoising turn calls the same DiT with the same shapes 1-4 times (and again next turn), so one
 forward can be captured into a :class:`torch.cuda.CUDAGraph` with static input buffers and
 replayed: each call copies its inputs into the buffers and launches the whole forward at once
-(no per-kernel launch cost, no Python in between).  Off CUDA, with autograd on, or for a module
-whose weights may move (offloading), the plain forward runs.
+(no per-kernel launch cost, no Python in between).  Off CUDA, outside inference mode, or for a
+module whose weights may move (offloading), the plain forward runs.
 """
 
 from __future__ import annotations
@@ -27,8 +27,10 @@ class GraphedDiT:
     """Call it like the DiT: ``(x, timesteps, context, y_B_C_T_H_W=None, sla_topk=None)``.
 
     One graph per input signature (shapes, dtypes, device, ``sla_topk``), the ``max_graphs`` most
-    recent kept (each holds one forward's activations in its own memory pool).  The weights must
-    stay where they were at capture; :meth:`reset` drops every graph.
+    recent kept (each holds one forward's activations in its own memory pool).  Graphs are used
+    under ``torch.inference_mode`` only (the static buffers are inference tensors).  The weights
+    must stay where they were at capture, and the net's settings (``fused``, kernel options) are
+    frozen into the graph: :meth:`reset` after changing either.
     """
 
     def __init__(self, net: nn.Module, max_graphs: int = 2, warmup: int = 2):
@@ -43,7 +45,7 @@ class GraphedDiT:
 
     def __call__(self, x: torch.Tensor, timesteps: torch.Tensor, context: torch.Tensor,
                  y_B_C_T_H_W: torch.Tensor | None = None, sla_topk: float | None = None) -> torch.Tensor:
-        if not x.is_cuda or torch.is_grad_enabled():
+        if not x.is_cuda or not torch.is_inference_mode_enabled():
             return self.net(x, timesteps, context, y_B_C_T_H_W=y_B_C_T_H_W, sla_topk=sla_topk)
         inputs = (x, timesteps, context, y_B_C_T_H_W)
         key = (sla_topk, *((None if t is None else (tuple(t.shape), t.dtype, t.device)) for t in inputs))

@@ -50,7 +50,7 @@ def add_launch_flags(p: argparse.ArgumentParser, suppress: bool = False) -> None
     _flag(g, "dtype", choices=("auto", "bfloat16", "float16", "float32"))
     _flag(g, "offload-text-encoder", action="store_const", const=True, help="umT5 to CPU after encoding")
     _flag(g, "offload-inactive-expert", action="store_const", const=True, help="I2V: unused expert on the CPU")
-    _flag(g, "compile", action="store_const", const=True, help="torch.compile the DiT (CUDA)")
+    _flag(g, "compile", action="store_const", const=True, help="CUDA: replay the DiT forward as a CUDA graph")
     _flag(g, "random-weights", action="store_const", const=True,
           help="random weights of the real shapes, no checkpoint files (benchmarks only)")
 
