@@ -156,7 +156,11 @@ def bench_vae(device: torch.device, dtype: torch.dtype, smoke: bool, repeats: in
             torch.cuda.empty_cache()
     prof = ""
     if profile and device.type == "cuda":
-        prof = profile_decode(vae, lat)
+        try:
+            prof = profile_decode(vae, lat)
+        except Exception as e:  # the timings above matter more than the profile
+            traceback.print_exc()
+            prof = f"\n(profile failed: {type(e).__name__}: {str(e).splitlines()[0][:200]})\n"
     torch.backends.cudnn.benchmark = cudnn_before
     shape = list(lat.shape)
     out = table(f"VAE decode {shape} -> {shape[2] * 4 - 3} frames ({device}, {str(dtype).removeprefix('torch.')})"
