@@ -30,7 +30,7 @@ TOPKS = (0.05, 0.1, 0.1, 0.15, 0.3)
 
 
 def train_sla(out: Path, budget: Budget, *, batch: int = 16, size: int = 192, frames: int = 9,
-              lr: float = 1e-3, rest_lr_scale: float = 0.05, device: str = "cpu", model: str = "tiny",
+              lr: float = 1e-3, rest_lr_scale: float = 0.01, device: str = "cpu", model: str = "tiny",
               check_clips: int = 48) -> Path:
     out = Path(out)
     dev = torch.device(device)

@@ -71,9 +71,11 @@ def read_guidance(out: Path, default: float = 1.0) -> float:
     return float(json.loads(path.read_text())["guidance"]) if path.exists() else default
 
 
-def train_teacher(out: Path, budget: Budget, *, batch: int = 48, size: int = 192, frames: int = 9,
+def train_teacher(out: Path, budget: Budget, *, batch: int = 64, size: int = 192, frames: int = 9,
                   lr: float = 1e-3, device: str = "cpu", model: str = "tiny", bank: int = 6144,
-                  bank_seconds: float = 60.0, check_clips: int = 48) -> tuple[Path, Path]:
+                  bank_seconds: float = 60.0, check_clips: int = 48, amp: bool = False) -> tuple[Path, Path]:
+    """``amp``: the DiT's forward and backward under bfloat16 autocast (float32 weights, optimizer
+    and loss), for speed on GPUs."""
     out = Path(out)
     dev = torch.device(device)
     p = preset(model)
@@ -99,8 +101,9 @@ def train_teacher(out: Path, budget: Budget, *, batch: int = 48, size: int = 192
         xt = (1 - tb) * x0 + tb * noise
         with torch.no_grad():
             ctx = text_context(enc, captions, p.text.text_len)
-        v = dit(xt, (t * 1000).view(-1, 1), ctx)
-        return F.mse_loss(v, noise - x0), {}
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+            v = dit(xt, (t * 1000).view(-1, 1), ctx)
+        return F.mse_loss(v.float(), noise - x0), {}
 
     run_phase("teacher", out, budget, {"dit": dit}, opt, lr, 100, step_loss)
     path = export_dit(dit, out / "teacher.safetensors")
