@@ -50,6 +50,8 @@ class Row:
 def rows_table(dtype_lo: str) -> list[Row]:
     rows = [Row("teacher-euler", "teacher", "original", steps=0)]
     rows += [Row(f"student{n}", "student", "original", steps=n) for n in (1, 2, 3, 4)]
+    rows += [Row(f"student4-{dtype_lo}", "student", "original", dtype=dtype_lo),
+             Row("student4-int8", "student_quant", "original", quant=True)]
     rows += [Row(f"student-sla{k}", "student", "sla", k) for k in (0.05, 0.1, 0.15, 0.3)]
     rows += [Row("final-dense", "final", "original")]
     rows += [Row(f"final-sla{k}", "final", "sla", k) for k in (0.05, 0.1, 0.15, 0.3)]
@@ -60,13 +62,15 @@ def rows_table(dtype_lo: str) -> list[Row]:
 
 
 def files_from(run: Path | None) -> dict[str, Path]:
+    """The files of each row: a training run's folder, or the shipped assets (same roles)."""
     if run is None:
-        return {"teacher": ASSETS / "bench/tiny_teacher.safetensors",
-                "student": ASSETS / "bench/tiny_student-sla0.safetensors",
-                "final": ASSETS / "tiny_dit.safetensors", "final_quant": ASSETS / "tiny_dit-quant.safetensors",
+        return {"teacher": ASSETS / "bench/tiny_teacher.safetensors", "student": ASSETS / "tiny_dit.safetensors",
+                "student_quant": ASSETS / "tiny_dit-quant.safetensors",
+                "final": ASSETS / "tiny_dit-sla.safetensors", "final_quant": ASSETS / "tiny_dit-sla-quant.safetensors",
                 "vae": ASSETS / "tiny_vae.safetensors", "text": ASSETS / "tiny_text_encoder.safetensors",
                 "guidance": ASSETS / "bench/tiny_guidance.json"}
     return {"teacher": run / "teacher.safetensors", "student": run / "student-sla0.safetensors",
+            "student_quant": run / "student-sla0-quant.safetensors",
             "final": run / "dit.safetensors", "final_quant": run / "dit-quant.safetensors",
             "vae": run / "vae.safetensors", "text": run / "text_encoder.safetensors",
             "guidance": run / "guidance.json"}

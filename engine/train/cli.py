@@ -24,12 +24,13 @@ PHASES = ("text", "vae", "teacher", "student", "sla")
 # Default budgets sized for one H100/H200 (seconds); CPU smoke runs pass small steps.
 DEFAULTS = {"text": (3000, 30.0), "vae": (4000, 60.0), "teacher": (40000, 150.0), "student": (20000, 50.0), "sla": (5000, 30.0)}
 ASSET_FILES = {  # run file -> engine/assets name (the shipped model, then the benchmark's extras)
-    "dit.safetensors": "tiny_dit.safetensors",
-    "dit-quant.safetensors": "tiny_dit-quant.safetensors",
+    "student-sla0.safetensors": "tiny_dit.safetensors",  # dense student: served for attention original
+    "student-sla0-quant.safetensors": "tiny_dit-quant.safetensors",
+    "dit.safetensors": "tiny_dit-sla.safetensors",  # after the SLA fine-tune: served for sla / sagesla
+    "dit-quant.safetensors": "tiny_dit-sla-quant.safetensors",
     "vae.safetensors": "tiny_vae.safetensors",
     "text_encoder.safetensors": "tiny_text_encoder.safetensors",
     "teacher.safetensors": "bench/tiny_teacher.safetensors",
-    "student-sla0.safetensors": "bench/tiny_student-sla0.safetensors",
     "guidance.json": "bench/tiny_guidance.json",
 }
 

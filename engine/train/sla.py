@@ -29,8 +29,8 @@ PHASE_ID = 4
 TOPKS = (0.05, 0.1, 0.1, 0.15, 0.3)
 
 
-def train_sla(out: Path, budget: Budget, *, batch: int = 16, size: int = 192, frames: int = 9,
-              lr: float = 1e-3, rest_lr_scale: float = 0.01, device: str = "cpu", model: str = "tiny",
+def train_sla(out: Path, budget: Budget, *, batch: int = 32, size: int = 192, frames: int = 9,
+              lr: float = 1e-3, rest_lr_scale: float = 0.03, device: str = "cpu", model: str = "tiny",
               check_clips: int = 48) -> Path:
     out = Path(out)
     dev = torch.device(device)
@@ -79,6 +79,7 @@ def train_sla(out: Path, budget: Budget, *, batch: int = 16, size: int = 192, fr
     zero = new_dit(p, "sla")
     zero.load_state_dict({k: v.cpu() for k, v in pretrained.items()}, strict=False)
     export_dit(zero, out / "student-sla0.safetensors")
+    export_dit(zero, out / "student-sla0-quant.safetensors", quant=True)
     if check_clips:
         from engine.train.evaluate import check
 
