@@ -26,6 +26,10 @@ from engine.errors import ValidationError
 MODELS = ("tiny", "tiny-i2v", "Wan2.1-1.3B", "Wan2.1-14B", "Wan2.2-A14B")
 I2V_MODELS = ("tiny-i2v", "Wan2.2-A14B")
 ATTENTION_BACKENDS = ("original", "sla", "sagesla")
+# "auto" picks per model: dense for the built-in tiny models (on a CPU the reference SLA is
+# slower than dense attention at their 1,728 tokens, and the shipped dense student scores
+# higher than the SLA fine-tune, BENCHMARKS.md "Quality"), SLA for the Wan models.
+ATTENTION_CHOICES = ("auto", *ATTENTION_BACKENDS)
 STAGES = ("load", "encode", "denoise", "decode", "write")
 
 # (width, height) per resolution key and aspect ratio.  The first five rows are the
@@ -86,7 +90,7 @@ class LaunchConfig:
     vae_path: str | None = None
     text_encoder_path: str | None = None
     tokenizer_path: str | None = None  # folder of google/umt5-xxl, or None for the HF cache
-    attention: str = "sla"  # original | sla | sagesla
+    attention: str = "auto"  # auto | original | sla | sagesla
     quant_linear: bool = False  # W8A8 int8 linears (quantized at load if the file is not)
     default_norm: bool = False  # plain torch norms instead of the fused kernels
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -99,12 +103,18 @@ class LaunchConfig:
     def validate(self) -> None:
         if self.model not in MODELS:
             raise ValidationError("model", self.model, "one of " + ", ".join(MODELS))
-        if self.attention not in ATTENTION_BACKENDS:
-            raise ValidationError("attention", self.attention, "one of " + ", ".join(ATTENTION_BACKENDS))
+        if self.attention not in ATTENTION_CHOICES:
+            raise ValidationError("attention", self.attention, "one of " + ", ".join(ATTENTION_CHOICES))
         if self.dtype not in ("auto", "bfloat16", "float32", "float16"):
             raise ValidationError("dtype", self.dtype, "auto, bfloat16, float16 or float32")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise ValidationError("device", self.device, "auto, cpu, cuda or cuda:N")
+
+    def resolved_attention(self) -> str:
+        """The backend ``attention`` names, with ``auto`` resolved for this model."""
+        if self.attention != "auto":
+            return self.attention
+        return "original" if self.model.startswith("tiny") else "sla"
 
     @property
     def is_i2v(self) -> bool:

@@ -136,6 +136,7 @@ class ResidentPipeline:
 
     def __init__(self, launch: LaunchConfig, on_progress: ProgressCallback | None = None):
         launch.validate()
+        launch = launch.replace(attention=launch.resolved_attention())  # "auto" -> this model's backend
         self.launch = launch
         self.preset: ModelPreset = get_preset(launch.model)
         self.device = resolve_device(launch.device)
@@ -167,7 +168,8 @@ class ResidentPipeline:
         launch, preset, dev, dt = self.launch, self.preset, self.device, self.dtype
         # The built-in tiny model's trained weights ship in engine/assets; they serve when no
         # checkpoint is configured (--random-weights keeps the random model).
-        shipped = {} if launch.random_weights else shipped_checkpoints(launch.model, launch.quant_linear)
+        shipped = {} if launch.random_weights else shipped_checkpoints(launch.model, launch.quant_linear,
+                                                                      launch.attention)
         if shipped and not (launch.dit_path or launch.vae_path or launch.text_encoder_path):
             launch = launch.replace(**{f"{role}_path": path for role, path in shipped.items()})
         files_optional = launch.model.startswith("tiny") or launch.random_weights

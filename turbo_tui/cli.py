@@ -10,7 +10,7 @@ import argparse
 import sys
 from typing import Any, Sequence
 
-from engine.api import ASPECT_RATIOS, ATTENTION_BACKENDS, MODELS, RESOLUTIONS, LaunchConfig
+from engine.api import ASPECT_RATIOS, ATTENTION_CHOICES, MODELS, RESOLUTIONS, LaunchConfig
 from engine.errors import TurboError
 from turbo_tui.config import Settings, load_settings
 
@@ -43,7 +43,8 @@ def add_launch_flags(p: argparse.ArgumentParser, suppress: bool = False) -> None
     _flag(g, "vae-path", metavar="FILE", help="Wan2.1 VAE checkpoint (Wan2.1_VAE.pth)")
     _flag(g, "text-encoder-path", metavar="FILE", help="umT5-XXL encoder (models_t5_umt5-xxl-enc-bf16.pth)")
     _flag(g, "tokenizer-path", metavar="DIR", help="google/umt5-xxl tokenizer folder")
-    _flag(g, "attention-type", choices=ATTENTION_BACKENDS, help="attention backend (default sla)")
+    _flag(g, "attention-type", choices=ATTENTION_CHOICES,
+          help="attention backend (default auto: original for tiny, sla for Wan)")
     _flag(g, "quant-linear", action="store_const", const=True, help="W8A8 int8 linear layers")
     _flag(g, "default-norm", action="store_const", const=True, help="plain torch norms, not fused kernels")
     _flag(g, "device", help="auto | cpu | cuda | cuda:N")
