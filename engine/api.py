@@ -97,7 +97,7 @@ class LaunchConfig:
     dtype: str = "auto"  # auto (bf16 on CUDA, float32 on CPU) | bfloat16 | float32
     offload_text_encoder: bool = False  # move umT5 to the CPU after each encode
     offload_inactive_expert: bool = False  # keep the unused I2V expert on the CPU (saves memory, costs transfers)
-    compile: bool = False  # CUDA: DiT forward as a CUDA graph (engine.pipeline.COMPILE_DIT_*)
+    compile: bool = False  # CUDA: DiT forward as a CUDA graph (engine.pipeline.COMPILE_DIT_*; no gain on an H200)
     random_weights: bool = False  # build every model with random weights of the real shapes (benchmarks)
 
     def validate(self) -> None:

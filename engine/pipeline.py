@@ -39,13 +39,26 @@ PROMPT_CACHE_SIZE = 32
 TIME_UPSAMPLE = 4  # video frames per latent frame after the first (the VAE's temporal stride)
 TINY_SEED = 20251218  # fixed seed of the built-in random-weight tiny models
 VAE_CHANNELS_LAST = True  # on CUDA (measured: see BENCHMARKS.md "Full-size turn")
-# Inference-only VAE decode options on CUDA (None: the plain chunked decode).  The default keeps
-# the plain path's values exactly; bench/vae_decode.py times every option and its agreement.
-VAE_FAST_DECODE: FastDecode | None = FastDecode()
+# Inference-only VAE decode options on CUDA (None: the plain chunked decode).  Both keep the plain
+# path's values exactly; bench/vae_decode.py times every option and its agreement.  Measured on an
+# H200 (BENCHMARKS.md "Full-size turn"): FastDecode() 0.99 s, 3.66 GiB peak above the weights;
+# + static_cache 0.85 s, 6.23 GiB.  static_cache costs ~2.6 GiB more peak, so it is used only on
+# GPUs with at least VAE_STATIC_CACHE_MIN_BYTES of memory (a 1.3B turn must fit a 24 GB card).
+VAE_FAST_DECODE: FastDecode | None = FastDecode()  # GPUs below the threshold
+VAE_FAST_DECODE_LARGE_GPU: FastDecode | None = FastDecode(static_cache=True)
+VAE_STATIC_CACHE_MIN_BYTES = 40 * 2**30
 # What LaunchConfig.compile does on CUDA: replay the DiT forward as a CUDA graph (not with
-# --offload-inactive-expert, whose weights move) and/or torch.compile each DiT block.
+# --offload-inactive-expert, whose weights move) and/or torch.compile each DiT block.  Measured on
+# an H200 (2026-11-22): the 4-step 1.3B loop is GPU-bound, graph 0.896 s vs eager 0.900 s (no
+# gain; harmless, and its loop peak is lower), so --compile stays off by default.  torch.compile
+# of the blocks failed there (InductorError in the SLA Triton kernel), hence None.
 COMPILE_DIT_GRAPH = True
 COMPILE_DIT_BLOCKS: str | None = None  # torch.compile mode ("default", ...) or None: not compiled
+
+
+def vae_fast_decode_for(total_memory: int) -> FastDecode | None:
+    """The CUDA VAE decode options for a GPU with ``total_memory`` bytes (its total, not free)."""
+    return VAE_FAST_DECODE_LARGE_GPU if total_memory >= VAE_STATIC_CACHE_MIN_BYTES else VAE_FAST_DECODE
 
 
 def resolve_device(name: str) -> torch.device:
@@ -156,7 +169,7 @@ class ResidentPipeline:
             torch.backends.cudnn.benchmark = True
             if VAE_CHANNELS_LAST and hasattr(self.vae, "to_channels_last_"):
                 self.vae.to_channels_last_()
-            self.vae.fast_decode = VAE_FAST_DECODE
+            self.vae.fast_decode = vae_fast_decode_for(torch.cuda.get_device_properties(self.device).total_memory)
         self.load_s = time.perf_counter() - t0
         if on_progress:
             on_progress(ProgressEvent("load", "end", elapsed_s=self.load_s, stage_s=self.load_s,

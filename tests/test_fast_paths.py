@@ -89,6 +89,17 @@ def test_compiled_decoder_stays_out_of_the_state_dict(vae_and_latent):
     assert list(vae.state_dict()) == keys
 
 
+def test_cuda_vae_decode_options_follow_total_gpu_memory():
+    from engine import pipeline
+
+    gib = 2**30
+    # 24 GB card (22.5 GiB reported), 40 GB A100 (39.4 GiB): no static cache (~2.6 GiB more peak).
+    for total in (int(22.5 * gib), 42_298_834_944, 40 * gib - 1):
+        assert pipeline.vae_fast_decode_for(total) == FastDecode()
+    for total in (40 * gib, int(79.1 * gib), int(139.8 * gib)):  # threshold, H100 80GB, H200
+        assert pipeline.vae_fast_decode_for(total) == FastDecode(static_cache=True)
+
+
 def test_graphed_dit_falls_back_to_the_plain_forward_on_cpu():
     net = loading.build_random_dit(get_preset("tiny").dit, 7, attention="sla")
     g = torch.Generator().manual_seed(1)

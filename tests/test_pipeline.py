@@ -256,6 +256,10 @@ def test_memory_in_use_on_cpu(t2v):
     assert t2v.memory_in_use() > 10 * 2**20  # the process holds the models: at least some MiB
 
 
+def test_cpu_keeps_the_plain_vae_decode(t2v):
+    assert t2v.device.type == "cpu" and t2v.vae.fast_decode is None  # FastDecode is CUDA-only
+
+
 @pytest.mark.parametrize("error", [torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
                                    RuntimeError("[enforce fail at alloc_cpu.cpp] DefaultCPUAllocator: not enough memory: out of memory")])
 def test_out_of_memory_is_reported_and_engine_stays_usable(t2v, tmp_path, error):
