@@ -27,7 +27,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="tiny")
     p.add_argument("--random-weights", action="store_true")
-    p.add_argument("--attention", default="sla", choices=("original", "sla", "sagesla"))
+    p.add_argument("--attention", default="auto", choices=("auto", "original", "sla", "sagesla"),
+                   help="auto: original for tiny, sla for Wan (engine.api.LaunchConfig)")
     p.add_argument("--quant-linear", action="store_true")
     p.add_argument("--device", default="auto")
     p.add_argument("--dtype", default="auto")
