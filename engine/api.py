@@ -282,6 +282,14 @@ def parse_field(name: str, text: str) -> Any:
     return value
 
 
+def example_prompt(model: str = "tiny") -> str:
+    """A prompt that shows what ``model`` can do (the tiny model knows only its synthetic world:
+    engine/train/world.py, docs/tiny.md)."""
+    if model == "tiny":
+        return "a red circle moving left on a blue background"
+    return "a red fox trotting through fresh snow at dawn, cinematic"
+
+
 def default_request(model: str = "tiny", prompt: str = "") -> TurnRequest:
     """Per-turn defaults that suit a model (the tiny model runs small clips on a CPU)."""
     if model.startswith("tiny"):

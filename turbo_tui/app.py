@@ -20,7 +20,7 @@ from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
 from textual.widgets import Button, Footer, Input, Label, TextArea
 
-from engine.api import Engine, TurnRequest
+from engine.api import Engine, TurnRequest, example_prompt
 from engine.errors import SessionError, TurboError, ValidationError
 from themes import STYLESHEETS, THEMES
 from turbo_tui import runner
@@ -89,7 +89,7 @@ class TurboApp(App[int]):
         yield EngineHeader(id="header")
         with Horizontal(id="main"):
             with Vertical(id="left"):
-                yield PromptEditor()
+                yield PromptEditor(example=example_prompt(self.settings.launch.model))
                 yield ParamPanel(self.settings.default_turn())
                 with Horizontal(id="actions"):
                     yield Button("Generate  F5", id="generate", variant="primary", compact=True)

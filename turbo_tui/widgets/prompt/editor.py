@@ -22,12 +22,14 @@ class PromptEditor(Vertical):
 
     error: reactive[str] = reactive("", init=False)
 
-    def __init__(self, text: str = "", *, id: str | None = "prompt-editor") -> None:
+    def __init__(self, text: str = "", *, example: str = "", id: str | None = "prompt-editor") -> None:
         super().__init__(id=id)
         self._initial = text
+        self._example = example
 
     def compose(self) -> ComposeResult:
-        area = TextArea(self._initial, id="prompt", soft_wrap=True, show_line_numbers=False)
+        area = TextArea(self._initial, id="prompt", soft_wrap=True, show_line_numbers=False,
+                        placeholder=f"e.g. {self._example}" if self._example else "")
         area.border_title = "Prompt"
         yield area
         yield Static("", classes="field-error", id="error-prompt")
