@@ -60,7 +60,7 @@ def attribute_loss(enc, heads: AttributeHeads, specs: list[ClipSpec], text_len: 
 
 
 def train_text(out: Path, budget: Budget, *, batch: int = 256, lr: float = 2e-3, device: str = "cpu",
-               model: str = "tiny", **_ignored) -> Path:
+               model: str = "tiny") -> Path:
     """Train ``<out>/text_encoder.safetensors`` (and log held-out caption accuracy)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
