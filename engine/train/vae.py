@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from engine.train.common import (
     Budget, run_phase, batch_specs, batch_video, new_vae, preset, save_safetensors,
