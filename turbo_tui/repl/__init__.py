@@ -19,7 +19,7 @@ from typing import Callable
 from rich.console import Console
 from rich.markup import escape
 
-from engine.api import Engine
+from engine.api import Engine, example_prompt
 from engine.errors import TurboError
 from turbo_tui.config import Settings
 
@@ -90,6 +90,8 @@ def run_repl(
         + (" · /help lists the commands" if interactive else ""),
         highlight=False,
     )
+    if interactive:
+        console.print(f"[dim]try: {escape(example_prompt(launch.model))}[/]", highlight=False)
     if interactive if preload is None else preload:
         state.engine.start()  # load while the first prompt is typed
     try:
