@@ -148,8 +148,10 @@ class TurboApp(App[int]):
         self.notify(str(message.error), title="Could not load the model", severity="error", timeout=30)
 
     def _poll_memory(self) -> None:
-        if self.engine is not None:
-            self.query_one(EngineHeader).memory = self.engine.memory_in_use()
+        # A timer: it can fire while the app is closing and the header is already gone.
+        headers = self.query(EngineHeader)
+        if self.engine is not None and headers:
+            headers.first().memory = self.engine.memory_in_use()
 
     # -- turns -----------------------------------------------------------------
 

@@ -36,18 +36,37 @@ def _generate(state: ReplState, request: TurnRequest, out_dir: str) -> TurnResul
             finally:
                 done.set()
 
-        threading.Thread(target=work, name="turbo-turn", daemon=True).start()
-        cancelled = False
-        # Wait on an Event, not Thread.join: on Python 3.11 a KeyboardInterrupt inside join()
-        # can mark a still-running thread as stopped.
-        while not done.is_set():
+        worker = threading.Thread(target=work, name="turbo-turn", daemon=True)
+        cancelled = started = False
+
+        def cancel_once() -> None:
+            nonlocal cancelled
+            if not cancelled:
+                cancelled = True
+                state.console.print("[yellow]cancelling… (the turn stops before its next step)[/]")
+                engine.cancel()
+
+        def wait() -> None:
+            nonlocal started
+            # Wait on an Event, not Thread.join: on Python 3.11 a KeyboardInterrupt inside join()
+            # can mark a still-running thread as stopped.
+            while not done.is_set():
+                try:
+                    if not started:
+                        started = True
+                        worker.start()
+                    done.wait(0.1)
+                except KeyboardInterrupt:
+                    cancel_once()
+
+        # Ctrl-C means "cancel the turn" wherever it lands from here to the turn's end -- also
+        # between two waits, where the inner handler does not reach (the outer one does).
+        while True:
             try:
-                done.wait(0.1)
+                wait()
+                break
             except KeyboardInterrupt:
-                if not cancelled:
-                    cancelled = True
-                    state.console.print("[yellow]cancelling… (the turn stops before its next step)[/]")
-                    engine.cancel()
+                cancel_once()
     if "error" in box:
         raise box["error"]
     if cancelled:  # finished before the cancel took effect; keep the result but say so
