@@ -61,6 +61,7 @@ def test_doctor_reports_no_gpu_honestly(tmp_path):
     assert "torch" in text and "no GPU" in text
     assert "sla" in text and "no" in text  # the Triton backends are listed as unusable, with a reason
     assert "not configured" in text
+    assert "trained weights ship with turbo-tui" in " ".join(text.split())  # the built-in tiny model
 
 
 def test_console_entry_point_exists():

@@ -110,7 +110,13 @@ def run_doctor(settings: Settings) -> int:
         ct.add_row(role, escape(path), status)
     console.print(ct)
     if settings.launch.model.startswith("tiny"):
-        console.print(f"{settings.launch.model} is built in: it needs none of these files.")
+        from engine.assets import shipped_checkpoints
+
+        launch = settings.launch
+        shipped = shipped_checkpoints(launch.model, launch.quant_linear, launch.resolved_attention())
+        weights = (f"its trained weights ship with turbo-tui ({escape(str(Path(shipped['dit']).parent))})"
+                   if shipped else "it runs with deterministic random weights")
+        console.print(f"{launch.model} is built in: it needs none of these files; {weights}.")
     return 0
 
 
