@@ -96,9 +96,15 @@ class CtrlCAtFirstStep:
 
 def test_ctrl_c_cancels_the_turn_not_the_session(isolated: Path) -> None:
     engine = CtrlCAtFirstStep(tiny_engine())
-    rc, out = drive(settings_for(isolated), "a slow cat\r/set seed 5\r/history\r/quit\r", engine=engine)
+    # A process started in the background by a non-interactive shell inherits SIGINT as ignored,
+    # and Python then never raises KeyboardInterrupt; a terminal gives the REPL the default.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        rc, out = drive(settings_for(isolated), "a slow cat\r/set seed 5\r/history\r/quit\r", engine=engine)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert rc == 0
-    assert engine.cancel_asked.is_set()
+    assert engine.cancel_asked.is_set(), out
     assert "cancelling" in out and "turn cancelled (turn 1)" in out
     assert "seed: 0 → 5" in out, "the loop goes on after the cancel"
     with SessionStore(isolated / "sessions").open("test", readonly=True) as session:
