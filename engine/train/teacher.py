@@ -63,7 +63,7 @@ def latent_bank(vae, clips: int, size: int, frames: int, device, seconds: float,
     specs, zs, t0 = [], [], time.monotonic()
     i = 0
     while len(specs) < clips and (i == 0 or time.monotonic() - t0 < seconds):
-        part = batch_specs(PHASE_ID, i, min(chunk, clips - len(specs)), frames, size)
+        part = batch_specs(PHASE_ID, i, chunk, frames, size)[:clips - len(specs)]  # consecutive seeds
         zs.append(encode_batch(vae, part, size, device))
         specs += part
         i += 1
