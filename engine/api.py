@@ -26,9 +26,7 @@ from engine.errors import ValidationError
 MODELS = ("tiny", "tiny-i2v", "Wan2.1-1.3B", "Wan2.1-14B", "Wan2.2-A14B")
 I2V_MODELS = ("tiny-i2v", "Wan2.2-A14B")
 ATTENTION_BACKENDS = ("original", "sla", "sagesla")
-# "auto" picks per model: dense for the built-in tiny models (on a CPU the reference SLA is
-# slower than dense attention at their 1,728 tokens, and the shipped dense student scores
-# higher than the SLA fine-tune, BENCHMARKS.md "Quality"), SLA for the Wan models.
+# "auto": the model's own default (engine.configs.ModelPreset.default_attention).
 ATTENTION_CHOICES = ("auto", *ATTENTION_BACKENDS)
 STAGES = ("load", "encode", "denoise", "decode", "write")
 
@@ -114,7 +112,9 @@ class LaunchConfig:
         """The backend ``attention`` names, with ``auto`` resolved for this model."""
         if self.attention != "auto":
             return self.attention
-        return "original" if self.model.startswith("tiny") else "sla"
+        from engine.configs import get_preset  # plain data, no torch
+
+        return get_preset(self.model).default_attention
 
     @property
     def is_i2v(self) -> bool:

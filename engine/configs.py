@@ -63,6 +63,10 @@ class ModelPreset:
     text: T5Config
     tokenizer: str  # "umt5" (google/umt5-xxl, needs its files) or "bytes" (built in)
     i2v: bool = False
+    # What LaunchConfig(attention="auto") runs.  The tiny models: dense (on a CPU the reference
+    # SLA costs more than dense attention at their 1,728 tokens, and the shipped dense student
+    # scores higher than the SLA fine-tune, BENCHMARKS.md "Quality").
+    default_attention: str = "sla"
 
 
 _WAN_VAE = VAEConfig()
@@ -89,14 +93,14 @@ PRESETS: dict[str, ModelPreset] = {
         DiTConfig(dim=128, ffn_dim=256, num_heads=2, num_layers=4, text_dim=64, patch_size=(1, 1, 1)),
         VAEConfig(dim=4),
         T5Config(vocab_size=260, dim=64, dim_attn=64, dim_ffn=128, num_heads=4, num_layers=2),
-        "bytes",
+        "bytes", default_attention="original",
     ),
 }
 # The tiny I2V pair (high- and low-noise experts share this config), like Wan2.2-A14B.
 PRESETS["tiny-i2v"] = ModelPreset(
     "tiny-i2v",
     DiTConfig(dim=128, ffn_dim=256, num_heads=2, num_layers=4, text_dim=64, in_dim=36, patch_size=(1, 1, 1)),
-    PRESETS["tiny"].vae, PRESETS["tiny"].text, "bytes", i2v=True,
+    PRESETS["tiny"].vae, PRESETS["tiny"].text, "bytes", i2v=True, default_attention="original",
 )
 
 
