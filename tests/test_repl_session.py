@@ -94,15 +94,22 @@ class CtrlCAtFirstStep:
         return self.engine.generate(request, output_dir, progress)
 
 
-def test_ctrl_c_cancels_the_turn_not_the_session(isolated: Path) -> None:
-    engine = CtrlCAtFirstStep(tiny_engine())
-    # A process started in the background by a non-interactive shell inherits SIGINT as ignored,
-    # and Python then never raises KeyboardInterrupt; a terminal gives the REPL the default.
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+def test_the_repl_owns_sigint_while_interactive() -> None:
+    """Started with SIGINT ignored (a background job of a script), Ctrl-C must still cancel."""
+    from turbo_tui.repl import ctrl_c_raises
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        rc, out = drive(settings_for(isolated), "a slow cat\r/set seed 5\r/history\r/quit\r", engine=engine)
+        with ctrl_c_raises():
+            assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # given back on the way out
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_cancels_the_turn_not_the_session(isolated: Path) -> None:
+    engine = CtrlCAtFirstStep(tiny_engine())
+    rc, out = drive(settings_for(isolated), "a slow cat\r/set seed 5\r/history\r/quit\r", engine=engine)
     assert rc == 0
     assert engine.cancel_asked.is_set(), out
     assert "cancelling" in out and "turn cancelled (turn 1)" in out

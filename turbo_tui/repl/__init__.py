@@ -12,7 +12,10 @@ The package is split as the style guide asks: :mod:`.state` (the one shared obje
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Callable
 
@@ -96,8 +99,24 @@ def run_repl(
         state.engine.start()  # load while the first prompt is typed
     try:
         if interactive:
-            return run_interactive(state, input=input, output=output)
+            with ctrl_c_raises():
+                return run_interactive(state, input=input, output=output)
         return run_batch(state, lines or [])
     finally:
         state.engine.close()
         link.close()
+
+
+@contextlib.contextmanager
+def ctrl_c_raises():
+    """Ctrl-C cancels the running turn through KeyboardInterrupt, so the interactive REPL owns
+    SIGINT while it runs: a process started in the background by a non-interactive shell (a
+    script, some CI runners) inherits SIGINT as ignored, and Python then never raises it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers (and receives the signal)
+        return
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
