@@ -14,13 +14,11 @@ from engine import loading
 from engine.api import LaunchConfig, default_request
 from engine.assets import shipped_checkpoints
 from engine.configs import get_preset
-from engine.models.tokenizer import ByteTokenizer
-from engine.models.umt5 import encode_text
-from engine.pipeline import ResidentPipeline, denoise
-from engine.sampler import rcm_schedule
+from engine.pipeline import ResidentPipeline
 from engine.train.analyze import analyze, score
+from engine.train.evaluate import contexts_for, generate
 from engine.train.world import eval_specs
-from engine.video import read_mp4, to_uint8_frames
+from engine.video import read_mp4
 
 pytestmark = pytest.mark.skipif(not shipped_checkpoints("tiny"), reason="no shipped tiny weights")
 
@@ -47,13 +45,9 @@ def _generate(files: dict[str, str] | None, specs, seeds, steps: int = 4, attent
         text = loading.build_random_text_encoder(p.text, 1)
         vae = loading.build_random_vae(p.vae, 2)
         dit = loading.build_random_dit(p.dit, 3)
-    ids, mask = ByteTokenizer()([s.caption for s in specs], max_length=p.text.text_len)
-    ctx = encode_text(text, ids, mask)
-    shape = (1, 16, 3, 24, 24)
-    gens = [torch.Generator().manual_seed(s) for s in seeds]
-    draw = lambda: torch.cat([torch.randn(shape, generator=g) for g in gens])  # noqa: E731
-    latent = denoise({"main": dit}, ctx, None, draw(), rcm_schedule(steps, 80.0), torch.float32, next_noise=draw)
-    return [analyze(to_uint8_frames(v.numpy())) for v in vae.decode(latent)]
+    ctx = contexts_for(text, [s.caption for s in specs], p.text.text_len)
+    frames = generate(dit, vae, ctx, specs, seeds, size=192, steps=steps, batch=len(specs))  # as a turn makes them
+    return [analyze(f) for f in frames]
 
 
 def test_shipped_model_follows_held_out_prompts():

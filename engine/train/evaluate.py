@@ -59,7 +59,7 @@ def generate(dit, vae, contexts: torch.Tensor, specs: list[ClipSpec], seeds: lis
     """uint8 frames of each clip, as a pipeline turn with seed = the clip's seed would make them.
     ``steps`` = rCM steps; 0 = the teacher's Euler ODE over ``teacher_steps`` (with ``guidance``)."""
     out = []
-    z, t_lat = 16, 1 + (len(specs[0].cx) - 1) // 4
+    z, t_lat = vae.z_dim, 1 + (len(specs[0].cx) - 1) // 4
     h = w = size // 8
     shape = (1, z, t_lat, h, w)
     rf_t = teacher_grid(teacher_steps) if steps == 0 else rcm_schedule(steps, SIGMA_MAX)
