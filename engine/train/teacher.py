@@ -81,7 +81,7 @@ def read_guidance(out: Path, default: float = 1.0) -> float:
 
 def train_teacher(out: Path, budget: Budget, *, batch: int = 64, size: int = 192, frames: int = 9,
                   lr: float = 1e-3, device: str = "cpu", model: str = "tiny", bank: int = 6144,
-                  bank_seconds: float = 60.0, check_clips: int = 48, amp: bool = False) -> tuple[Path, Path]:
+                  bank_seconds: float = 60.0, check_clips: int = 48, amp: bool = False) -> Path:
     """``amp``: the DiT's forward and backward under bfloat16 autocast (float32 weights, optimizer
     and loss), for speed on GPUs."""
     out = Path(out)
@@ -117,7 +117,7 @@ def train_teacher(out: Path, budget: Budget, *, batch: int = 64, size: int = 192
     path = export_dit(dit, out / "teacher.safetensors")
     if check_clips:
         pick_guidance(out, dit.eval(), vae, enc, size=size, frames=frames, clips=check_clips, device=dev)
-    return path, out / "text_encoder.safetensors"
+    return path
 
 
 def pick_guidance(out: Path, dit, vae, enc, *, size: int, frames: int, clips: int, device) -> float:
