@@ -58,6 +58,14 @@ def bench_attention(heads_list, topk, variants):
             row("attention", shape, f"  block map ({mode})",
                 bench(lambda mode=mode: sla.sla_block_indices(q, k, topk, mode=mode)))
         row("attention", shape, "  linear state (kv kernel)", bench(lambda: sla._linear_branch_state(k, v, w)))
+        row("attention", shape, "SLA module, pointer kernel (impl=ptr)",
+            bench(lambda: sla._sla_forward_triton(q, k, v, w, b, topk, impl="ptr")))
+        if sla.tma_usable(q, k, v):
+            for pv in ("bf16", "fp8"):
+                row("attention", shape, f"SageSLA module, TMA, P.V {pv}",
+                    bench(lambda pv=pv: sla._sla_forward_triton(q, k, v, w, b, topk, int8_qk=True, pv=pv)))
+        nsel = sla.selected_blocks(topk, -(-L // sla.BLKK))
+        flops = 4 * H * L * nsel * 64 * 128
         for int8_qk in (False, True):
             prep = sla._sla_prepare(q, k, v, w, b, topk, int8_qk=int8_qk)
             tag = "sagesla" if int8_qk else "sla"
@@ -66,16 +74,34 @@ def bench_attention(heads_list, topk, variants):
                 km = k_mean.reshape(H, 128).contiguous()
                 row("attention", shape, "  int8 quant q+k",
                     bench(lambda: (sla._quantize_blocks(q, 128, None), sla._quantize_blocks(k, 64, km))))
+                row("attention", shape, "  fp8 V^T quant", bench(lambda: sla._quantize_vt_fp8(v)))
             cfgs = [sla.FWD_CONFIG[tag]]
-            if variants:
+            if variants and not sla.tma_usable(q, k, v):
                 cfgs += [c for c in [(1, 4, 3), (1, 8, 3), (2, 8, 3), (2, 4, 2), (1, 8, 2)] if c != cfgs[0]]
             for c in cfgs:
                 fn = lambda c=c: sla._sla_fwd_launch(q, k, v, **prep, linear=True, int8_qk=int8_qk,  # noqa: E731
                                                      kb_per_iter=c[0], num_warps=c[1], num_stages=c[2])
                 ms = bench(fn)
-                nsel = prep["idx"].shape[-1]
-                flops = 4 * H * L * nsel * 64 * 128
-                row("attention", shape, f"  {tag} fused fwd kern {c}", ms, f"{flops / ms / 1e9:.0f} TFLOP/s eff")
+                row("attention", shape, f"  {tag} ptr fwd kern {c}", ms, f"{flops / ms / 1e9:.0f} TFLOP/s eff")
+            if not sla.tma_usable(q, k, v):
+                continue
+            pvs = ("bf16", "fp8") if int8_qk else ("bf16",)
+            for pv in pvs:
+                prep_t = sla._sla_prepare(q, k, v, w, b, topk, int8_qk=int8_qk, fp8_pv=pv == "fp8")
+                cfgs = [sla.TMA_CONFIG[tag]]
+                if variants:
+                    cfgs += [c for c in [(w, st, tail, fold) for w in (4, 8) for st in (2, 3)
+                                         for tail in (True, False) for fold in (True, False)] if c != cfgs[0]]
+                for c in cfgs:
+                    fn = lambda c=c, p=prep_t: sla._sla_fwd_tma_launch(  # noqa: E731
+                        q, k, v, **p, linear=True, int8_qk=int8_qk, config=c)
+                    try:
+                        ms = bench(fn)
+                    except Exception as e:  # a variant out of shared memory / registers
+                        print(f"  TMA variant {tag} {pv} {c} failed: {type(e).__name__}: {str(e)[:160]}")
+                        continue
+                    row("attention", shape, f"  {tag} TMA pv={pv} (warps,stages,tail,fold)={c}", ms,
+                        f"{flops / ms / 1e9:.0f} TFLOP/s eff")
         del q, k, v, qh, kh, vh
         torch.cuda.empty_cache()
 
@@ -130,7 +156,7 @@ def bench_gelu_epilogue(shapes):
         torch.cuda.empty_cache()
 
 
-def bench_norms(widths, bw):
+def bench_norms(widths, bw, variants=False):
     for C in widths:
         shape = f"1x{L}x{C}"
         x = torch.randn(1, L, C, device="cuda", dtype=torch.bfloat16)
@@ -147,6 +173,11 @@ def bench_norms(widths, bw):
         row("norm", shape, "torch LN + modulation (reference)", t, pct(t))
         t = bench(lambda: norms.layer_norm_modulate(x, sh, sc))
         row("norm", shape, "fused LN + modulation (Triton)", t, pct(t))
+        if variants:
+            for cfg in [(False, 4, 8), (True, 1, 4), (True, 2, 4), (True, 2, 8), (True, 4, 8), (True, 4, 4),
+                        (True, 8, 8), (True, 8, 16), (True, 16, 16)]:
+                t = bench(lambda cfg=cfg: norms.layer_norm_modulate(x, sh, sc, config=cfg))
+                row("norm", shape, f"  fused LN + mod (split,rows,warps)={cfg}", t, pct(t))
         t = bench(lambda: norms.rms_norm_reference(x, wt))
         row("norm", shape, "torch RMSNorm (reference, fast)", t, pct(t))
         t = bench(lambda: norms.rms_norm(x, wt))
@@ -157,7 +188,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="1.3B shapes only")
     ap.add_argument("--variants", action="store_true", help="also time launch-config variants")
-    ap.add_argument("--only", default="attention,linear,gelu,norm", help="also: blockmap")
+    ap.add_argument("--only", default="attention,linear,gelu,norm", help="also: blockmap, kvstate")
     args = ap.parse_args()
     torch.manual_seed(0)
     print(f"device: {torch.cuda.get_device_name()}  torch {torch.__version__}", flush=True)
@@ -182,8 +213,23 @@ def main():
             for mode in ("reference", "exact", "fast"):
                 row("attention", f"1x{L}x{H}x128 topk0.1", f"  block map ({mode})",
                     bench(lambda mode=mode: sla.sla_block_indices(q, k, 0.1, mode=mode)))
+            sla.K_MEAN_IN_KERNEL_CAST = not sla.K_MEAN_IN_KERNEL_CAST
+            row("attention", f"1x{L}x{H}x128 topk0.1",
+                f"  block map (exact, K_MEAN_IN_KERNEL_CAST={sla.K_MEAN_IN_KERNEL_CAST})",
+                bench(lambda: sla.sla_block_indices(q, k, 0.1, mode="exact")))
+            sla.K_MEAN_IN_KERNEL_CAST = not sla.K_MEAN_IN_KERNEL_CAST
+    if "kvstate" in only:  # launch variants of the linear-branch state kernel
+        for H in ([12] if args.quick else [12, 40]):
+            k, v = (torch.randn(1, L, H, 128, device="cuda", dtype=torch.bfloat16) for _ in range(2))
+            w = (torch.randn(128, 128, device="cuda") / 128**0.5).to(torch.bfloat16)
+            ref = sla._linear_branch_state(k, v, w, config=(2048, 4))
+            for c in [(2048, 4), (512, 4), (1024, 4), (1024, 8), (2048, 8), (4096, 8)]:
+                got = sla._linear_branch_state(k, v, w, config=c)
+                err = max(float((a - b).norm() / b.norm()) for a, b in zip(got, ref))
+                row("attention", f"1x{L}x{H}x128", f"  linear state (rows/program, warps)={c}",
+                    bench(lambda c=c: sla._linear_branch_state(k, v, w, config=c)), f"rel L2 vs (2048, 4) {err:.1e}")
     if "norm" in only:
-        bench_norms([1536] if args.quick else [1536, 5120], bw)
+        bench_norms([1536] if args.quick else [1536, 5120], bw, args.variants)
     print("\n| family | shape | what | median ms | note |\n|---|---|---|---|---|")
     for r in ROWS:
         print(f"| {r[0]} | {r[1]} | {r[2].strip()} | {r[3]:.3f} | {r[4]} |")

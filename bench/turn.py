@@ -50,7 +50,15 @@ def main(argv=None) -> int:
     p.add_argument("--deadline-s", type=float, default=540.0, help="suite: skip parts past this many seconds")
     p.add_argument("--mp4-presets", metavar="LIST", help="only time write_mp4 per x264 preset (comma list) "
                    "on a smooth moving-shape clip and on noise, 81x480x832 (CPU work; no model)")
+    p.add_argument("--sla-tma-config", metavar="W,S,TAIL,FOLD",
+                   help="launch configuration of the Hopper SLA/SageSLA kernel for this run (warps, stages, "
+                   "mask only the tail block 0/1, fold the scale 0/1); default kernels.sla.TMA_CONFIG")
     a = p.parse_args(argv)
+    if a.sla_tma_config:
+        from kernels import sla
+
+        w, st, tail, fold = (int(v) for v in a.sla_tma_config.split(","))
+        sla.TMA_CONFIG = {"sla": (w, st, bool(tail), bool(fold)), "sagesla": (w, st, bool(tail), bool(fold))}
     if a.mp4_presets:
         return mp4_presets(a.mp4_presets.split(","))
     if a.suite:

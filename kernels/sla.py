@@ -43,10 +43,15 @@ try:  # CPU-only machines may lack triton; the references still work there.
     from triton.language.extra import libdevice
 
     HAS_TRITON = True
+    try:  # host-side TMA descriptors (Triton >= 3.3); without them the pointer kernel runs
+        from triton.tools.tensor_descriptor import TensorDescriptor
+    except ImportError:  # pragma: no cover - depends on the Triton version
+        TensorDescriptor = None
 except ImportError:  # pragma: no cover - depends on the machine
     triton = None
     tl = None
     libdevice = None
+    TensorDescriptor = None
     HAS_TRITON = False
 
 BLKQ = 128  # query block rows (reference SparseLinearAttention(BLKQ=128, BLKK=64))
@@ -380,6 +385,137 @@ if HAS_TRITON:
         o_ptr = b.to(tl.int64) * stride_ob + h * stride_oh + offs_m.to(tl.int64)[:, None] * stride_ol + offs_d[None, :]
         tl.store(O + o_ptr, out.to(O.dtype.element_ty), mask=mask_m[:, None])
 
+    @triton.jit
+    def _tma_block_step(q, acc, l_i, m_i, k_desc, v_desc, KSC, ksc_base, row0, col, vrow, kb, L, scale,
+                        BLOCK_KB: tl.constexpr, INT8_QK: tl.constexpr, FP8_PV: tl.constexpr,
+                        MASK: tl.constexpr, FOLD: tl.constexpr):
+        """One key block of the online softmax: logits, running max/sum update and P·V.  FOLD:
+        the scale (int8: times the block's k scale) goes into exp2's multiply-add instead of a
+        separate multiply of the logits."""
+        k = k_desc.load([row0 + kb * BLOCK_KB, col])
+        if INT8_QK:
+            s = tl.dot(q, tl.trans(k), out_dtype=tl.int32).to(tl.float32)
+            scale = scale * tl.load(KSC + ksc_base + kb)
+        else:
+            s = tl.dot(q, tl.trans(k))
+        if not FOLD:
+            s = s * scale
+        if MASK:  # keys past L (only the last key block of a sequence has any)
+            keys = kb * BLOCK_KB + tl.arange(0, BLOCK_KB)
+            s = tl.where((keys < L)[None, :], s, float("-inf"))
+        if FOLD:
+            m_new = tl.maximum(m_i, tl.max(s, axis=1) * scale)
+            p = tl.math.exp2(s * scale - m_new[:, None])
+        else:
+            m_new = tl.maximum(m_i, tl.max(s, axis=1))
+            p = tl.math.exp2(s - m_new[:, None])
+        alpha = tl.math.exp2(m_i - m_new)
+        l_i = l_i * alpha + tl.sum(p, axis=1)
+        acc = acc * alpha[:, None]
+        if FP8_PV:
+            # V^T tile [D, BLOCK_KB] (fp8, per-channel scaled); P scaled by 448 into e4m3's range.
+            vt = v_desc.load([vrow, kb * BLOCK_KB])
+            acc = tl.dot((p * 448.0).to(tl.float8e4nv), tl.trans(vt), acc)
+        else:
+            v = v_desc.load([row0 + kb * BLOCK_KB, col])
+            acc = tl.dot(p.to(v.dtype), v, acc)
+        return acc, l_i, m_new
+
+    @triton.jit
+    def _sla_fwd_tma_kernel(
+        q_desc, k_desc, v_desc, Q, O, IDX, KVW, KSUM, BIAS, QSC, KSC, VSC,
+        stride_b, stride_l, stride_h, stride_ob, stride_ol, stride_oh,
+        H, L, NQ, NK, NSEL, qk_scale,
+        HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_KB: tl.constexpr,
+        LINEAR: tl.constexpr, INT8_QK: tl.constexpr,
+        FP8_PV: tl.constexpr, LIN_BF16: tl.constexpr, MASK_TAIL: tl.constexpr,
+        TAIL_ONLY: tl.constexpr, FOLD: tl.constexpr,
+    ):
+        """Hopper version of :func:`_sla_fwd_kernel`: q, k, v tiles come through the tensor-copy
+        engine (TMA descriptors over the [B*L, H*D] row-major view; a selected key block is a
+        64-row box at a run-time row), so the gathered loads pipeline like dense ones.
+
+        The selected blocks are sorted, so only the last one can hold keys past L: with TAIL_ONLY
+        the loop runs unmasked and (MASK_TAIL) the last block gets the mask; without, every block
+        is masked (MASK_TAIL).
+        INT8_QK: q_desc/k_desc hold the int8 copies, Q the bf16 q (the linear branch's phi).
+        FP8_PV: v_desc is V^T in e4m3 per (batch, head): a [B*H*D, L_pad] view, scaled per
+        channel by VSC[bh, d]."""
+        pid_m = tl.program_id(0)
+        pid_bh = tl.program_id(1)
+        b = pid_bh // H
+        h = pid_bh % H
+        row0 = b * L
+        col = h * HEAD_DIM
+        q = q_desc.load([row0 + pid_m * BLOCK_M, col])
+        scale = qk_scale
+        if INT8_QK:
+            scale = qk_scale * tl.load(QSC + pid_bh * NQ + pid_m)
+        ksc_base = pid_bh * NK
+        vrow = pid_bh * HEAD_DIM  # FP8_PV: this head's first row in V^T's [B*H*D, L_pad] view
+        m_i = tl.full((BLOCK_M,), float("-inf"), dtype=tl.float32)
+        l_i = tl.zeros((BLOCK_M,), dtype=tl.float32)
+        acc = tl.zeros((BLOCK_M, HEAD_DIM), dtype=tl.float32)
+        idx_base = IDX + (pid_bh.to(tl.int64) * NQ + pid_m) * NSEL
+        split_tail: tl.constexpr = MASK_TAIL and TAIL_ONLY
+        n_loop = NSEL - 1 if split_tail else NSEL
+        for j in range(0, n_loop):
+            kb = tl.load(idx_base + j)
+            acc, l_i, m_i = _tma_block_step(q, acc, l_i, m_i, k_desc, v_desc, KSC, ksc_base, row0, col, vrow,
+                                            kb, L, scale, BLOCK_KB, INT8_QK, FP8_PV, MASK_TAIL and not TAIL_ONLY,
+                                            FOLD)
+        if split_tail:
+            kb = tl.load(idx_base + NSEL - 1)
+            acc, l_i, m_i = _tma_block_step(q, acc, l_i, m_i, k_desc, v_desc, KSC, ksc_base, row0, col, vrow,
+                                            kb, L, scale, BLOCK_KB, INT8_QK, FP8_PV, True, FOLD)
+        if FP8_PV:
+            vsc = tl.load(VSC + pid_bh * HEAD_DIM + tl.arange(0, HEAD_DIM))
+            out = acc * (vsc / (448.0 * 448.0))[None, :] / l_i[:, None]  # undo both 448 scalings
+        else:
+            out = acc / l_i[:, None]
+
+        offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+        offs_d = tl.arange(0, HEAD_DIM)
+        mask_m = offs_m < L
+        if LINEAR:
+            base = b.to(tl.int64) * stride_b + h * stride_h
+            qb = tl.load(Q + base + offs_m.to(tl.int64)[:, None] * stride_l + offs_d[None, :],
+                         mask=mask_m[:, None], other=0.0)
+            qf = qb.to(tl.float32)
+            e = tl.exp(qf - tl.max(qf, axis=1)[:, None])
+            phi = e / tl.sum(e, axis=1)[:, None]
+            dd = offs_d[:, None] * HEAD_DIM + offs_d[None, :]
+            kvw = tl.load(KVW + pid_bh.to(tl.int64) * HEAD_DIM * HEAD_DIM + dd)
+            ksum = tl.load(KSUM + pid_bh * HEAD_DIM + offs_d)
+            if LIN_BF16:
+                num = tl.dot(phi.to(tl.bfloat16), kvw.to(tl.bfloat16))
+            else:
+                num = tl.dot(phi, kvw)
+            den = 1e-5 + tl.sum(phi * ksum[None, :], axis=1)
+            out += num / den[:, None] + tl.load(BIAS + offs_d)[None, :]
+        o_ptr = b.to(tl.int64) * stride_ob + h * stride_oh + offs_m.to(tl.int64)[:, None] * stride_ol + offs_d[None, :]
+        tl.store(O + o_ptr, out.to(O.dtype.element_ty), mask=mask_m[:, None])
+
+    @triton.jit
+    def _quant_vt_fp8_kernel(
+        V, VT, VSC, stride_b, stride_l, stride_h, H, L, LP,
+        HEAD_DIM: tl.constexpr, BLOCK_L: tl.constexpr,
+    ):
+        """VT[bh, d, l] = e4m3(v[b, l, h, d] * 448 / amax_d) with VSC[bh, d] = amax over the sequence of
+        |v[.., d]| (per channel, so the scale leaves the P·V sum: out[:, d] = VSC[d]/448 * (P @ VT^T)[:, d])."""
+        pid_l = tl.program_id(0)
+        pid_bh = tl.program_id(1)
+        b = pid_bh // H
+        h = pid_bh % H
+        offs_l = pid_l * BLOCK_L + tl.arange(0, BLOCK_L)
+        offs_d = tl.arange(0, HEAD_DIM)
+        x = tl.load(V + b.to(tl.int64) * stride_b + h * stride_h + offs_l.to(tl.int64)[:, None] * stride_l
+                    + offs_d[None, :], mask=(offs_l < L)[:, None], other=0.0).to(tl.float32)
+        amax = tl.load(VSC + pid_bh * HEAD_DIM + offs_d)
+        y = (x * (448.0 / tl.maximum(amax, 1e-20))[None, :]).to(tl.float8e4nv)
+        dst = VT + pid_bh.to(tl.int64) * HEAD_DIM * LP + offs_d[None, :].to(tl.int64) * LP + offs_l[:, None]
+        tl.store(dst, y, mask=(offs_l < LP)[:, None])
+
 
 # ----------------------------------------------------------------------------------------
 # Launchers.
@@ -404,6 +540,11 @@ def triton_usable(t: torch.Tensor) -> bool:
 #   12 x 32,760 x 128 on an H100, but on 2026-11-22 one of 3,072 query-block rows picked a
 #   different key block than the reference, a near-tie).
 BLOCK_MAP = "exact"
+# k's sequence mean in the "exact" map: True reduces the bf16 k with an in-kernel cast
+# (``mean(dtype=float32)``) instead of materializing the reference's float32 copy of k first
+# (``k.float().mean()``, a 200 MB write + read per 1.3B layer); tests/test_kernels_gpu.py checks
+# that both give the same bits.
+K_MEAN_IN_KERNEL_CAST = True
 
 
 def _pool_triton(x: torch.Tensor, blk: int) -> torch.Tensor:
@@ -433,7 +574,10 @@ def block_scores_exact_triton(q: torch.Tensor, k: torch.Tensor, blkq: int = BLKQ
     """CUDA: (scores [B, H, nQ, nK], k mean float32 [B, H, 1, D], pooled q, pooled k) for q, k in
     [B, L, H, D]; the same values as ``_block_scores_and_mean`` on the transposed inputs."""
     kh = k.transpose(1, 2)
-    k_mean = kh.float().mean(dim=2, keepdim=True)  # the reference's op: same layout, same order
+    if K_MEAN_IN_KERNEL_CAST:
+        k_mean = kh.mean(dim=2, keepdim=True, dtype=torch.float32)
+    else:
+        k_mean = kh.float().mean(dim=2, keepdim=True)  # the reference's op: same layout, same order
     pq = _pool_exact_triton(q, blkq, None)
     pk = _pool_exact_triton(k, blkk, k_mean)
     return pq @ pk.transpose(-1, -2), k_mean, pq, pk
@@ -469,20 +613,30 @@ def sla_block_indices(q: torch.Tensor, k: torch.Tensor, topk: float, blkq: int =
     else:
         raise ValueError(f"block map mode {mode!r}: 'reference', 'exact' or 'fast'")
     n = selected_blocks(topk, scores.shape[-1])
-    idx = scores.float().topk(n, dim=-1).indices
-    idx = idx.to(torch.int32).sort(dim=-1).values.contiguous()  # ascending: sequential-ish k reads
+    # The same selection as the reference's topk (sorted=True only orders what was selected);
+    # the indices are sorted ascending below (sequential-ish k reads; the TMA kernel relies on
+    # the last key block coming last).
+    idx = scores.float().topk(n, dim=-1, sorted=False).indices
+    idx = idx.to(torch.int32).sort(dim=-1).values.contiguous()
     return idx, k_mean
 
 
-def _linear_branch_state(k, v, proj_weight, chunk_rows: int = 2048):
+# Sequence rows per program of the linear-branch state kernel, and its warps: 512 rows, 4 warps
+# was the best of 6 variants on an H100 (2026-11-22, bench/kernels.py --only kvstate: 0.201 ms
+# vs 0.218 ms for 2048 rows at 1 x 32,760 x 12 x 128).
+KV_CONFIG = (512, 4)
+
+
+def _linear_branch_state(k, v, proj_weight, config: tuple[int, int] | None = None):
     """KVW = (phi(k)^T v) @ W^T  [B*H, D, D] and KSUM = sum phi(k)  [B*H, D], float32."""
+    chunk_rows, warps = config or KV_CONFIG
     B, L, H, D = k.shape
     n_c = triton.cdiv(L, chunk_rows)
     kv_part = torch.empty(B * H, n_c, D, D, device=k.device, dtype=torch.float32)
     ks_part = torch.empty(B * H, n_c, D, device=k.device, dtype=torch.float32)
     _sla_kv_kernel[(n_c, B * H)](
         k, v, kv_part, ks_part, k.stride(0), k.stride(1), k.stride(2), H, L, chunk_rows,
-        HEAD_DIM=D, BLOCK_L=64, num_warps=4, num_stages=2,
+        HEAD_DIM=D, BLOCK_L=64, num_warps=warps, num_stages=2,
     )
     kv = kv_part.sum(dim=1)  # [B*H, D, D]
     ksum = ks_part.sum(dim=1)  # [B*H, D]
@@ -529,12 +683,99 @@ def _sla_fwd_launch(q, k, v, idx, kvw, ksum, bias, qi, ki, qsc, ksc, *, linear: 
     return out
 
 
-def _sla_prepare(q, k, v, proj_weight, proj_bias, topk, *, int8_qk: bool, linear: bool = True):
-    """Everything the fused forward reads besides q, k, v: block indices, linear state, int8 copies."""
+# Hopper launch configuration of the TMA forward: (warps, stages, mask only the last selected
+# block, fold the logit scale into exp2's multiply-add).  The best of 16 variants each on an H100
+# (2026-11-22, bench/kernels.py --quick --variants, 1 x 32,760 x 12 x 128, top-k 0.1): SLA 1.65 ms
+# (8 warps, masking every block and a separate scale multiply: the split tail costs 8 warps
+# 30%); SageSLA 1.58 ms (4 warps, split tail, folded scale).  The pointer kernel's best: 2.13 ms.
+TMA_CONFIG = {"sla": (8, 3, False, False), "sagesla": (4, 2, True, True)}
+# SageSLA's P·V on the TMA path: "bf16", or "fp8" (e4m3 P and per-channel-scaled V^T, fp32
+# accumulation).  fp8 measured no faster on an H100 (the kernel is bound by the softmax's
+# elementwise work, not by the tensor cores) and doubles the error (rel L2 1.8e-2 vs 9.4e-3 at
+# the 1.3B shape), so bf16 is the default.
+SAGE_PV = "bf16"
+
+
+def tma_usable(*ts: torch.Tensor) -> bool:
+    """True when the TMA forward can read these [B, L, H, D] tensors: a Hopper-class GPU, Triton's
+    host descriptors, and a layout whose rows form one [B*L, H*D] row-major view (contiguous, or
+    q/k/v slices of a fused [B, L, 3C] projection) with 16-byte aligned rows and base."""
+    if TensorDescriptor is None or not HAS_TRITON or not ts[0].is_cuda:
+        return False
+    if torch.cuda.get_device_capability(ts[0].device)[0] < 9:
+        return False
+    for t in ts:
+        B, L, H, D = t.shape
+        st = t.stride()
+        if st[3] != 1 or st[2] != D or (B > 1 and st[0] != L * st[1]):
+            return False
+        if (st[1] * t.element_size()) % 16 or t.data_ptr() % 16:
+            return False
+    return True
+
+
+def _rows_desc(t: torch.Tensor, block_rows: int):
+    """TMA descriptor over t [B, L, H, D] seen as [B*L, H*D] rows, boxes of [block_rows, D]."""
+    B, L, H, D = t.shape
+    return TensorDescriptor(t, [B * L, H * D], [t.stride(1), 1], [block_rows, D])
+
+
+def _quantize_vt_fp8(v: torch.Tensor):
+    """(V^T in e4m3 [B*H, D, L_pad] scaled to 448 per channel, amax [B*H, D] float32), L_pad = L
+    rounded up to 16 (TMA row pitch); padded columns are 0."""
+    B, L, H, D = v.shape
+    lp = -(-L // 16) * 16
+    amax = v.abs().amax(dim=1).float().reshape(B * H, D).contiguous()
+    vt = torch.empty(B * H, D, lp, device=v.device, dtype=torch.float8_e4m3fn)
+    block_l = 64
+    _quant_vt_fp8_kernel[(triton.cdiv(lp, block_l), B * H)](
+        v, vt, amax, v.stride(0), v.stride(1), v.stride(2), H, L, lp,
+        HEAD_DIM=D, BLOCK_L=block_l, num_warps=4,
+    )
+    return vt, amax
+
+
+def _sla_fwd_tma_launch(q, k, v, idx, kvw, ksum, bias, qi, ki, qsc, ksc, vt=None, vsc=None, *,
+                        linear: bool, int8_qk: bool, config: tuple[int, int, bool, bool] | None = None,
+                        ) -> torch.Tensor:
+    """Launch the TMA forward (Hopper) on prepared inputs; ``vt``/``vsc`` select fp8 P·V;
+    ``config`` as in :data:`TMA_CONFIG` (default: its entry for SLA / SageSLA)."""
+    num_warps, num_stages, tail_only, fold = config or TMA_CONFIG["sagesla" if int8_qk else "sla"]
+    B, L, H, D = q.shape
+    nq, nsel = idx.shape[2], idx.shape[3]
+    out = torch.empty(q.shape, device=q.device, dtype=q.dtype)
+    fp8_pv = vt is not None
+    q_desc = _rows_desc(qi if int8_qk else q, BLKQ)
+    k_desc = _rows_desc(ki if int8_qk else k, BLKK)
+    if fp8_pv:
+        v_desc = TensorDescriptor(vt, [vt.shape[0] * D, vt.shape[2]], [vt.shape[2], 1], [D, BLKK])
+    else:
+        v_desc = _rows_desc(v, BLKK)
+    dummy = out
+    _sla_fwd_tma_kernel[(nq, B * H)](
+        q_desc, k_desc, v_desc, q, out, idx,
+        kvw if linear else dummy, ksum if linear else dummy, bias if linear else dummy,
+        qsc if int8_qk else dummy, ksc if int8_qk else dummy, vsc if fp8_pv else dummy,
+        q.stride(0), q.stride(1), q.stride(2), out.stride(0), out.stride(1), out.stride(2),
+        H, L, nq, triton.cdiv(L, BLKK), nsel,
+        D**-0.5 * 1.4426950408889634,
+        HEAD_DIM=D, BLOCK_M=BLKQ, BLOCK_KB=BLKK,
+        LINEAR=linear, INT8_QK=int8_qk, FP8_PV=fp8_pv, LIN_BF16=q.dtype != torch.float32,
+        MASK_TAIL=L % BLKK != 0, TAIL_ONLY=tail_only, FOLD=fold, num_warps=num_warps, num_stages=num_stages,
+    )
+    return out
+
+
+def _sla_prepare(q, k, v, proj_weight, proj_bias, topk, *, int8_qk: bool, linear: bool = True,
+                 fp8_pv: bool = False):
+    """Everything the fused forward reads besides q, k, v: block indices, linear state, int8 copies
+    (and with ``fp8_pv`` the e4m3 V^T and its per-channel scales, for the TMA kernel)."""
     B, L, H, D = q.shape
     idx, k_mean = sla_block_indices(q, k, topk)
     prep = {"idx": idx, "kvw": None, "ksum": None, "bias": None,
             "qi": None, "ki": None, "qsc": None, "ksc": None}
+    if fp8_pv:
+        prep["vt"], prep["vsc"] = _quantize_vt_fp8(v)
     if linear:
         prep["kvw"], prep["ksum"] = _linear_branch_state(k, v, proj_weight)
         prep["bias"] = (proj_bias.float() if proj_bias is not None
@@ -548,17 +789,29 @@ def _sla_prepare(q, k, v, proj_weight, proj_bias, topk, *, int8_qk: bool, linear
 def _sla_forward_triton(
     q, k, v, proj_weight, proj_bias, topk, *, int8_qk: bool = False, linear: bool = True,
     kb_per_iter: int | None = None, num_warps: int | None = None, num_stages: int | None = None,
-    return_indices: bool = False,
+    return_indices: bool = False, impl: str = "auto", pv: str | None = None,
 ):
-    """Fused SLA / SageSLA forward on CUDA; q, k, v [B, L, H, D] -> [B, L, H, D] in q's dtype."""
+    """Fused SLA / SageSLA forward on CUDA; q, k, v [B, L, H, D] -> [B, L, H, D] in q's dtype.
+
+    ``impl``: "tma" (Hopper descriptors), "ptr" (pointer gathers, any sm80+ GPU) or "auto" (TMA
+    where :func:`tma_usable`).  ``pv`` (SageSLA only, TMA only): "fp8" or "bf16"; default
+    :data:`SAGE_PV`."""
     if not (q.stride(-1) == 1 and q.stride() == k.stride() == v.stride()):
         q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
-    cfg = FWD_CONFIG["sagesla" if int8_qk else "sla"]
-    prep = _sla_prepare(q, k, v, proj_weight, proj_bias, topk, int8_qk=int8_qk, linear=linear)
-    out = _sla_fwd_launch(
-        q, k, v, **prep, linear=linear, int8_qk=int8_qk,
-        kb_per_iter=kb_per_iter or cfg[0], num_warps=num_warps or cfg[1], num_stages=num_stages or cfg[2],
-    )
+    if impl == "auto":
+        impl = "tma" if tma_usable(q, k, v) else "ptr"
+    tag = "sagesla" if int8_qk else "sla"
+    if impl == "tma":
+        fp8_pv = int8_qk and (pv or SAGE_PV) == "fp8"
+        warps, stages, tail_only, fold = TMA_CONFIG[tag]
+        prep = _sla_prepare(q, k, v, proj_weight, proj_bias, topk, int8_qk=int8_qk, linear=linear, fp8_pv=fp8_pv)
+        out = _sla_fwd_tma_launch(q, k, v, **prep, linear=linear, int8_qk=int8_qk,
+                                  config=(num_warps or warps, num_stages or stages, tail_only, fold))
+    else:
+        kb, warps, stages = FWD_CONFIG[tag]
+        prep = _sla_prepare(q, k, v, proj_weight, proj_bias, topk, int8_qk=int8_qk, linear=linear)
+        out = _sla_fwd_launch(q, k, v, **prep, linear=linear, int8_qk=int8_qk, kb_per_iter=kb_per_iter or kb,
+                              num_warps=num_warps or warps, num_stages=num_stages or stages)
     if return_indices:
         return out, prep["idx"]
     return out
