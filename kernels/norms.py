@@ -95,23 +95,9 @@ def channel_rms_silu_reference(x: torch.Tensor, gamma: torch.Tensor) -> torch.Te
 if HAS_TRITON:
 
     @triton.jit
-    def _ln_modulate_kernel(
-        X, SHIFT, SCALE, Y, R, L, C, eps, stride_shift, stride_scale,
-        HAS_SHIFT: tl.constexpr, HAS_SCALE: tl.constexpr, ROWS: tl.constexpr, BLOCK_C: tl.constexpr,
-    ):
-        """ROWS rows of x [R = B*L, C]: LayerNorm (no affine, float32) * (1 + scale[b]) + shift[b]."""
-        rows = tl.program_id(0) * ROWS + tl.arange(0, ROWS)
-        cols = tl.arange(0, BLOCK_C)
-        rmask = rows < R
-        cmask = cols < C
-        mask = rmask[:, None] & cmask[None, :]
-        off = rows.to(tl.int64)[:, None] * C + cols[None, :]
-        x = tl.load(X + off, mask=mask, other=0.0).to(tl.float32)
-        mean = tl.sum(x, axis=1) / C
-        xc = tl.where(mask, x - mean[:, None], 0.0)
-        rstd = tl.math.rsqrt(tl.sum(xc * xc, axis=1) / C + eps)
-        h = xc * rstd[:, None]
-        b = (rows // L).to(tl.int64)
+    def _modulate_store(h, Y, SHIFT, SCALE, off, b, cols, mask, stride_shift, stride_scale,
+                        HAS_SHIFT: tl.constexpr, HAS_SCALE: tl.constexpr):
+        """h * (1 + scale[b]) + shift[b] (float32), stored in Y's dtype."""
         if HAS_SCALE:
             sc = tl.load(SCALE + b[:, None] * stride_scale + cols[None, :], mask=mask, other=0.0)
             h = h * (1.0 + sc.to(tl.float32))
@@ -119,6 +105,44 @@ if HAS_TRITON:
             sh = tl.load(SHIFT + b[:, None] * stride_shift + cols[None, :], mask=mask, other=0.0)
             h = h + sh.to(tl.float32)
         tl.store(Y + off, h.to(Y.dtype.element_ty), mask=mask)
+
+    @triton.jit
+    def _ln_modulate_kernel(
+        X, SHIFT, SCALE, Y, R, L, C, eps, stride_shift, stride_scale,
+        HAS_SHIFT: tl.constexpr, HAS_SCALE: tl.constexpr, ROWS: tl.constexpr, BLOCK_C: tl.constexpr,
+        BLOCK_C2: tl.constexpr,
+    ):
+        """ROWS rows of x [R = B*L, C]: LayerNorm (no affine, float32) * (1 + scale[b]) + shift[b].
+
+        A row is read as one tile of BLOCK_C columns, plus (BLOCK_C2 > 0) a second tile of
+        BLOCK_C2 columns from BLOCK_C on, so a width like 1536 = 1024 + 512 or 5120 = 4096 + 1024
+        wastes no masked lanes (a single power-of-two tile would be 2048 / 8192 wide)."""
+        rows = tl.program_id(0) * ROWS + tl.arange(0, ROWS)
+        cols = tl.arange(0, BLOCK_C)
+        rmask = rows < R
+        mask = rmask[:, None] & (cols < C)[None, :]
+        off = rows.to(tl.int64)[:, None] * C + cols[None, :]
+        x = tl.load(X + off, mask=mask, other=0.0).to(tl.float32)
+        total = tl.sum(x, axis=1)
+        if BLOCK_C2 > 0:
+            cols2 = BLOCK_C + tl.arange(0, BLOCK_C2)
+            mask2 = rmask[:, None] & (cols2 < C)[None, :]
+            off2 = rows.to(tl.int64)[:, None] * C + cols2[None, :]
+            x2 = tl.load(X + off2, mask=mask2, other=0.0).to(tl.float32)
+            total += tl.sum(x2, axis=1)
+        mean = total / C
+        xc = tl.where(mask, x - mean[:, None], 0.0)
+        ss = tl.sum(xc * xc, axis=1)
+        if BLOCK_C2 > 0:
+            xc2 = tl.where(mask2, x2 - mean[:, None], 0.0)
+            ss += tl.sum(xc2 * xc2, axis=1)
+        rstd = tl.math.rsqrt(ss / C + eps)
+        b = (rows // L).to(tl.int64)
+        _modulate_store(xc * rstd[:, None], Y, SHIFT, SCALE, off, b, cols, mask, stride_shift, stride_scale,
+                        HAS_SHIFT, HAS_SCALE)
+        if BLOCK_C2 > 0:
+            _modulate_store(xc2 * rstd[:, None], Y, SHIFT, SCALE, off2, b, cols2, mask2, stride_shift,
+                            stride_scale, HAS_SHIFT, HAS_SCALE)
 
     @triton.jit
     def _rms_norm_kernel(X, W, Y, R, C, eps, ROWS: tl.constexpr, BLOCK_C: tl.constexpr):
@@ -240,10 +264,33 @@ def _per_batch(t: torch.Tensor | None, B: int, C: int):
     return t, (t.stride(0) if t.shape[0] > 1 else 0)
 
 
-def layer_norm_modulate(x, shift, scale, eps: float = 1e-6):
+# Launch configuration of the LayerNorm + modulation kernel: (split the row into two
+# power-of-two tiles, rows per program, warps); None = :func:`_ln_config` of the width.
+LN_CONFIG: tuple[bool, int, int] | None = None
+
+
+def _ln_config(C: int) -> tuple[bool, int, int]:
+    """Split tiles, 4 warps, rows for ~4K elements per program: the best of 10 variants on an H100
+    (2026-11-22, bench/kernels.py --variants) at both Wan widths -- 2 rows at C = 1536 (81% of the
+    copy bandwidth; the single 2048-wide tile 79%) and 1 row at C = 5120 (97%; 2 rows 82%)."""
+    rows = 1
+    while rows < 16 and rows * 2 * C <= 4096:
+        rows *= 2
+    return True, rows, 4
+
+
+def _split_widths(C: int) -> tuple[int, int]:
+    """(first tile, second tile) widths covering C: the largest power of two <= C, then the
+    power of two covering the rest (0 when C is a power of two)."""
+    c1 = 1 << (C.bit_length() - 1)
+    return c1, (triton.next_power_of_2(C - c1) if C > c1 else 0)
+
+
+def layer_norm_modulate(x, shift, scale, eps: float = 1e-6, config: tuple[bool, int, int] | None = None):
     """Fused LayerNorm + modulation; the Triton kernel on CUDA, the reference elsewhere.
 
-    x: [B, L, C]; shift, scale: [B, 1, C] (float32) or None; returns x's dtype.
+    x: [B, L, C]; shift, scale: [B, 1, C] (float32) or None; returns x's dtype.  ``config``:
+    (split, rows, warps) of the launch (default :data:`LN_CONFIG`; benchmarks sweep it).
     """
     if triton_usable(x) and x.dim() == 3:
         B, L, C = x.shape
@@ -252,12 +299,13 @@ def layer_norm_modulate(x, shift, scale, eps: float = 1e-6):
         if sh is not False and sc is not False:
             xc = x.contiguous()
             y = torch.empty_like(xc)
-            block_c, rows, warps = _row_block(C)
+            split, rows, warps = config or LN_CONFIG or _ln_config(C)
+            block_c, block_c2 = _split_widths(C) if split else (triton.next_power_of_2(C), 0)
             R = B * L
             _ln_modulate_kernel[(triton.cdiv(R, rows),)](
                 xc, sh if sh is not None else xc, sc if sc is not None else xc, y, R, L, C, eps,
                 s_sh, s_sc, HAS_SHIFT=sh is not None, HAS_SCALE=sc is not None,
-                ROWS=rows, BLOCK_C=block_c, num_warps=warps,
+                ROWS=rows, BLOCK_C=block_c, BLOCK_C2=block_c2, num_warps=warps,
             )
             return y
     return layer_norm_modulate_reference(x, shift, scale, eps)
