@@ -8,6 +8,7 @@ out as numbered steps — validate, encode, noise, denoise, decode, write — ea
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import resource
 import threading
@@ -107,6 +108,13 @@ def denoise(
 
     return sample_rcm(velocity, init_noise, rf_t, dtype, ode=ode, next_noise=next_noise,
                       on_step=on_step, before_step=before_step)
+
+
+def _host_frames(frames: torch.Tensor, done: "torch.cuda.Event") -> np.ndarray:
+    """The writer thread's view of a chunk copied asynchronously: waits for the copy (the wait
+    releases the GIL), then shares the pinned memory as an array."""
+    done.synchronize()
+    return frames.numpy()
 
 
 def to_uint8_frames_torch(video: torch.Tensor) -> torch.Tensor:
@@ -399,25 +407,38 @@ class ResidentPipeline:
         n = latent.shape[0]
         mp4s = [unique_path(out_dir, stem if n == 1 else f"{stem}-{i}", ".mp4") for i in range(n)]
         total_frames = 1 + TIME_UPSAMPLE * (latent.shape[2] - 1)
-        middle = None
+        middle = None  # (uint8 frames [B, T, H, W, 3] -- host tensor or array --, frame index)
         stream = Mp4Stream(mp4s)
+        async_copy = dev.type == "cuda"
         try:
             with turn.stage("decode", dev):
                 seen = 0
                 for chunk in self.vae.decode_chunks(latent.to(self.dtype)):
-                    frames = to_uint8_frames_torch(chunk).cpu().numpy()  # [B, T, H, W, 3]
+                    u8 = to_uint8_frames_torch(chunk)  # [B, T, H, W, 3] on the device
+                    if async_copy:
+                        # Copy into pinned memory without waiting: the writer thread waits for the
+                        # copy, so the next chunk's decode is queued at once instead of after a sync.
+                        frames = torch.empty(u8.shape, dtype=torch.uint8, pin_memory=True)
+                        frames.copy_(u8, non_blocking=True)
+                        done = torch.cuda.Event()
+                        done.record()
+                        stream.put(functools.partial(_host_frames, frames, done))
+                    else:
+                        frames = u8.cpu().numpy()
+                        stream.put(frames)
                     t = frames.shape[1]
                     if seen <= total_frames // 2 < seen + t:
-                        middle = frames[0, total_frames // 2 - seen].copy()
+                        middle = (frames, total_frames // 2 - seen)
                     seen += t
-                    stream.put(frames)
         except BaseException:
             with contextlib.suppress(BaseException):
                 stream.finish()
             raise
         with turn.stage("write", dev):
-            paths = stream.finish()
-            thumb = write_png(middle, unique_path(out_dir, stem, ".png"))
+            paths = stream.finish()  # every copy has landed once the writers are done
+            mid = middle[0][0, middle[1]]
+            thumb = write_png(np.array(mid.numpy() if isinstance(mid, torch.Tensor) else mid),
+                              unique_path(out_dir, stem, ".png"))
         return paths, str(thumb), seen
 
     def _expert(self, name: str) -> torch.nn.Module:

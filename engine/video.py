@@ -16,7 +16,7 @@ import os
 import queue
 import threading
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -101,7 +101,8 @@ def write_mp4(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: int = 
 class Mp4Stream:
     """H.264 writers fed from a background thread, so encoding overlaps other work (the decode).
 
-    One file per path; :meth:`put` takes uint8 [B, T, H, W, 3] chunks (B = number of paths).
+    One file per path; :meth:`put` takes uint8 [B, T, H, W, 3] chunks (B = number of paths), or a
+    function returning one, called on the writer thread (e.g. to wait for an asynchronous copy).
     Files are written under a temporary name and renamed on :meth:`finish`; an encoder error is
     raised by the next :meth:`put` or by :meth:`finish`.
     """
@@ -115,7 +116,7 @@ class Mp4Stream:
         self._thread = threading.Thread(target=self._work, name="mp4-writer", daemon=True)
         self._thread.start()
 
-    def put(self, frames: np.ndarray) -> None:
+    def put(self, frames: "np.ndarray | Callable[[], np.ndarray]") -> None:
         if self._error is not None:
             raise self._error
         self._queue.put(frames)
@@ -124,6 +125,8 @@ class Mp4Stream:
         writers = []
         try:
             while (item := self._queue.get()) is not None:
+                if callable(item):
+                    item = item()
                 if not writers:
                     _, _, H, W, _ = item.shape
                     for p in self.paths:

@@ -292,3 +292,33 @@ def test_missing_checkpoints_are_named_before_anything_loads(tmp_path):
     assert "vae.pth: VAE file not found" in str(e.value)
     with pytest.raises(CheckpointError, match="high-noise DiT"):
         open_engine(LaunchConfig(model="Wan2.2-A14B"))
+
+
+def test_mp4_stream_takes_deferred_chunks(tmp_path):
+    """A chunk may be a function called on the writer thread (the CUDA path hands over a wait for
+    its asynchronous copy): the file is the same as from plain arrays, and calls happen in order."""
+    from engine.video import Mp4Stream
+
+    rng = np.random.default_rng(0)
+    chunks = [np.repeat(rng.integers(0, 256, (1, 2, 1, 1, 3), dtype=np.uint8), 32, axis=2).repeat(48, axis=3)
+              for _ in range(3)]
+    plain = Mp4Stream([tmp_path / "plain.mp4"])
+    for c in chunks:
+        plain.put(c)
+    plain.finish()
+    order, writer_threads = [], set()
+
+    def deferred(i):
+        def get():
+            order.append(i)
+            writer_threads.add(threading.current_thread().name)
+            return chunks[i]
+        return get
+
+    lazy = Mp4Stream([tmp_path / "lazy.mp4"])
+    for i in range(3):
+        lazy.put(deferred(i))
+    lazy.finish()
+    assert order == [0, 1, 2] and writer_threads == {"mp4-writer"}
+    a, b = read_mp4(tmp_path / "plain.mp4"), read_mp4(tmp_path / "lazy.mp4")
+    assert a.shape == (6, 32, 48, 3) and np.array_equal(a, b)
