@@ -219,10 +219,11 @@ if HAS_TRITON:
             tl.store(H + off, h.to(H.dtype.element_ty), mask=mask)
 
     @triton.jit
-    def _channel_rms_silu_kernel(X, GAMMA, Y, C, S, stride_b, stride_c, stride_s, scale,
+    def _channel_rms_silu_kernel(X, GAMMA, Y, C, S, stride_b, stride_c, stride_s,
+                                 stride_yb, stride_yc, stride_ys, scale,
                                  BLOCK_C: tl.constexpr, BLOCK_S: tl.constexpr):
         """BLOCK_S positions of x viewed as [B, C, S] (any strides): x / max(||x||_C, 1e-12) *
-        sqrt(C) * gamma, then SiLU, in float32, cast once.  Output has x's strides."""
+        sqrt(C) * gamma, then SiLU, in float32, cast once, into y viewed the same way."""
         s_idx = tl.program_id(0) * BLOCK_S + tl.arange(0, BLOCK_S)
         cols = tl.arange(0, BLOCK_C)
         mask = (cols < C)[:, None] & (s_idx < S)[None, :]
@@ -233,7 +234,9 @@ if HAS_TRITON:
         gm = tl.load(GAMMA + cols, mask=cols < C, other=0.0).to(tl.float32)
         h = x * inv[None, :] * scale * gm[:, None]
         h = h / (1.0 + tl.exp(-h))
-        tl.store(Y + off, h.to(Y.dtype.element_ty), mask=mask)
+        y_off = tl.program_id(1).to(tl.int64) * stride_yb + cols.to(tl.int64)[:, None] * stride_yc \
+            + s_idx.to(tl.int64)[None, :] * stride_ys
+        tl.store(Y + y_off, h.to(Y.dtype.element_ty), mask=mask)
 
 
 # ----------------------------------------------------------------------------------------
@@ -372,25 +375,40 @@ def residual_layer_norm(x, y, gate, shift, scale, eps: float = 1e-6, *, affine: 
     return residual_layer_norm_reference(x, y, gate, shift, scale, eps, affine=affine, norm=norm)
 
 
-def channel_rms_silu(x: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
+def _bcs_strides(t: torch.Tensor) -> tuple[int, ...] | None:
+    """Strides of a [B, C, T, H, W] tensor seen as [B, C, S = T*H*W], or None when T, H, W do not
+    flatten to one stride."""
+    try:
+        return t.view(t.shape[0], t.shape[1], -1).stride()
+    except RuntimeError:
+        return None
+
+
+def channel_rms_silu(x: torch.Tensor, gamma: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     """The VAE's channel RMSNorm + SiLU in one pass on CUDA (contiguous or channels-last 3-D
-    input; the output keeps the layout), the reference elsewhere.  x: [B, C, T, H, W]."""
+    input; the output keeps the layout), the reference elsewhere.  x: [B, C, T, H, W].
+
+    ``out`` (CUDA): write the result there instead -- any tensor of x's shape and dtype whose
+    T, H, W flatten to one stride, e.g. the slot of a causal-cache buffer the next convolution
+    reads (:meth:`engine.models.wan_vae.CausalCache.slot`)."""
     if triton_usable(x) and x.dim() == 5:
         B, C = x.shape[:2]
         S = x.shape[2] * x.shape[3] * x.shape[4]
-        if x.is_contiguous():
-            sb, sc, ss = x.stride(0), x.stride(1), 1
-        elif x.is_contiguous(memory_format=torch.channels_last_3d):
-            sb, sc, ss = x.stride(0), 1, C
-        else:
+        xs = _bcs_strides(x)
+        if xs is None:
             x = x.contiguous()
-            sb, sc, ss = x.stride(0), x.stride(1), 1
-        y = torch.empty_like(x)  # preserves the layout
+            xs = _bcs_strides(x)
+        if out is not None and (out.shape != x.shape or out.dtype != x.dtype or _bcs_strides(out) is None):
+            raise ValueError(f"channel_rms_silu out: need shape {tuple(x.shape)} and {x.dtype} with T, H, W "
+                             f"flattening to one stride, got {tuple(out.shape)} {out.dtype} {out.stride()}")
+        y = torch.empty_like(x) if out is None else out  # empty_like preserves the layout
+        ys = _bcs_strides(y)
         block_c = triton.next_power_of_2(C)
         block_s = max(16, 8192 // block_c)
         _channel_rms_silu_kernel[(triton.cdiv(S, block_s), B)](
-            x, gamma.reshape(-1).contiguous(), y, C, S, sb, sc, ss, float(C) ** 0.5,
+            x, gamma.reshape(-1).contiguous(), y, C, S, *xs, *ys, float(C) ** 0.5,
             BLOCK_C=block_c, BLOCK_S=block_s, num_warps=8,
         )
         return y
-    return channel_rms_silu_reference(x, gamma)
+    y = channel_rms_silu_reference(x, gamma)
+    return y if out is None else out.copy_(y)

@@ -121,3 +121,29 @@ def test_bench_smoke_runs_every_variant():
     assert "FAILED" not in proc.stdout
     assert "| CUDA graph (GraphedDiT) |" in proc.stdout and "| + static_cache |" in proc.stdout
     assert proc.stdout.count("| yes |") == 2  # cudnn.benchmark does nothing on a CPU: bit-equal
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_static_cache_slot_streams_like_a_copy(channels_last):
+    """A producer that writes a chunk into CausalCache.slot() (the CUDA RMSNorm+SiLU does) gets
+    the same stream and the same remembered past as a plain chunk, with chunk lengths below,
+    at and above the past's length (the overlapping case included)."""
+    from engine.models.wan_vae import CausalCache
+
+    layer = torch.nn.Identity()
+    g = torch.Generator().manual_seed(5)
+    chunks = [torch.randn(1, 3, t, 2, 4, generator=g) for t in (1, 4, 1, 1, 3, 2)]
+    if channels_last:
+        chunks = [c.to(memory_format=torch.channels_last_3d) for c in chunks]
+    plain, slotted = CausalCache(), CausalCache(FastDecode(static_cache=True))
+    for i, c in enumerate(chunks):
+        want, want_pad = plain.stream(layer, c, 2)
+        slot = slotted.slot(layer, c)
+        assert (slot is None) == (i == 0)  # no past before the first chunk
+        x = c if slot is None else slot.copy_(c)
+        got, pad = slotted.stream(layer, x, 2)
+        assert pad == want_pad and torch.equal(got, want)
+        assert torch.equal(slotted.get(layer), plain.get(layer))
+        if slot is not None:  # the slot is the stream's tail: nothing was copied into a new tensor
+            p = got.shape[2] - slot.shape[2]
+            assert slot.data_ptr() == got.data_ptr() + p * got.stride(2) * got.element_size()

@@ -66,3 +66,39 @@ def test_streaming_turn_writes_the_same_frames(tmp_path):
 
     v = torch.randn(1, 3, 5, 16, 24, device="cuda") * 1.2
     assert np.array_equal(to_uint8_frames_torch(v)[0].cpu().numpy(), to_uint8_frames(v[0].cpu().numpy()))
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_static_cache_decode_equals_the_plain_fast_decode(channels_last):
+    """FastDecode(static_cache=True) -- RMSNorm+SiLU written straight into the next convolution's
+    cache buffer -- gives the FastDecode() values bit for bit (same operations on the same numbers;
+    cuDNN pinned to deterministic algorithms so both runs use the same kernels)."""
+    from engine import loading
+    from engine.configs import VAEConfig
+    from engine.models.wan_vae import FastDecode
+    from kernels.norms import channel_rms_silu, channel_rms_silu_reference
+
+    vae = loading.build_random_vae(VAEConfig(dim=32), 4, device="cuda", dtype=torch.bfloat16)
+    if channels_last:
+        vae.to_channels_last_()
+    lat = torch.randn(1, 16, 4, 12, 16, device="cuda").to(torch.bfloat16)
+    bench, det = torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic
+    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = False, True
+    try:
+        with torch.inference_mode():
+            outs = []
+            for fast in (FastDecode(), FastDecode(static_cache=True)):
+                vae.fast_decode = fast
+                outs.append(torch.cat(list(vae.decode_chunks(lat)), dim=2))
+    finally:
+        vae.fast_decode = None
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = bench, det
+    assert torch.equal(outs[0], outs[1])
+    # the kernel's out= path writes into a strided slice exactly what it returns otherwise
+    x = torch.randn(1, 32, 3, 8, 8, device="cuda").to(torch.bfloat16)
+    gamma = torch.rand(32, 1, 1, 1, device="cuda")
+    buf = torch.zeros(1, 32, 5, 8, 8, device="cuda", dtype=torch.bfloat16)
+    y = channel_rms_silu(x, gamma, out=buf[:, :, 2:])
+    assert torch.equal(y, channel_rms_silu(x, gamma)) and torch.equal(buf[:, :, 2:], y)
+    assert not buf[:, :, :2].any()
+    assert _rel(y, channel_rms_silu_reference(x.float(), gamma)) < 1e-2

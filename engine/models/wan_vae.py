@@ -81,6 +81,8 @@ class CausalCache:
         self.fast = fast
         # static_cache: per layer (key, [B, C, P + T, H, W] buffer); the past is a view of its tail.
         self._bufs: dict[int, tuple[tuple, torch.Tensor]] = {}
+        # slots handed out by slot() and not yet consumed by stream()
+        self._slots: dict[int, torch.Tensor] = {}
 
     def get(self, layer: nn.Module) -> torch.Tensor | None:
         return self._past.get(id(layer))
@@ -100,8 +102,34 @@ class CausalCache:
             stream = torch.cat([past, x], dim=2)
             self.put(layer, stream[:, :, -t_pad:])
             return stream, t_pad - p
-        # Static: one buffer per layer, [past | chunk]; the next past is a view of its tail (no
-        # clone), copied to the front on the next call (clone first where the two overlap).
+        if self._slots.pop(id(layer), None) is x:  # written in place by the producer: no copies
+            buf = self._bufs[id(layer)][1]
+        else:
+            buf = self._front(layer, x)
+            buf[:, :, p:].copy_(x)
+        self._past[id(layer)] = buf[:, :, -t_pad:]
+        return buf, t_pad - p
+
+    def slot(self, layer: nn.Module, like: torch.Tensor) -> torch.Tensor | None:
+        """Static cache: the place where ``layer``'s next input (shaped like ``like``) can be written
+        so that :meth:`stream` copies nothing -- the tail of the layer's [past | chunk] buffer, with
+        the past already moved to the front.  None when there is no such place (no static cache,
+        or no past yet: the first chunk)."""
+        if self.fast is None or not self.fast.static_cache:
+            return None
+        past = self.get(layer)
+        if past is None or past.shape[2] == 0:
+            return None
+        view = self._front(layer, like)[:, :, past.shape[2]:]
+        self._slots[id(layer)] = view
+        return view
+
+    def _front(self, layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """The layer's [B, C, P + T, H, W] buffer for a chunk like x, its past copied to the front.
+        The past is a view of the previous call's tail (no clone); where tail and front overlap
+        (T < P) it is cloned first."""
+        past = self.get(layer)
+        p = past.shape[2]
         key = (p, tuple(x.shape), x.dtype, x.device)
         old = self._bufs.get(id(layer))
         if old is not None and old[0] == key:
@@ -114,9 +142,7 @@ class CausalCache:
             buf = torch.empty(shape, device=x.device, dtype=x.dtype, memory_format=fmt)
             self._bufs[id(layer)] = (key, buf)
         buf[:, :, :p].copy_(past)
-        buf[:, :, p:].copy_(x)
-        self._past[id(layer)] = buf[:, :, -t_pad:]
-        return buf, t_pad - p
+        return buf
 
 
 def _is_channels_last(x: torch.Tensor) -> bool:
@@ -183,10 +209,11 @@ class ResidualBlock(nn.Module):
     def forward(self, x: torch.Tensor, cache: CausalCache) -> torch.Tensor:
         h = self.shortcut(x)
         if triton_usable(x):
-            # CUDA: each RMSNorm + SiLU pair in one pass (float32 inside, one rounding)
+            # CUDA: each RMSNorm + SiLU pair in one pass (float32 inside, one rounding), written
+            # straight into the next convolution's cache buffer where there is one
             r = self.residual
-            x = r[2](channel_rms_silu(x, r[0].gamma), cache)
-            return r[6](channel_rms_silu(x, r[3].gamma), cache) + h
+            x = r[2](channel_rms_silu(x, r[0].gamma, out=cache.slot(r[2], x)), cache)
+            return r[6](channel_rms_silu(x, r[3].gamma, out=cache.slot(r[6], x)), cache) + h
         for layer in self.residual:
             x = layer(x, cache) if isinstance(layer, CausalConv3d) else layer(x)
         return x + h
@@ -284,7 +311,9 @@ def _run(layers: nn.Sequential, x: torch.Tensor, cache: CausalCache) -> torch.Te
             continue
         if (isinstance(layer, RMSNorm) and i + 1 < len(layers) and isinstance(layers[i + 1], nn.SiLU)
                 and x.dim() == 5 and triton_usable(x)):
-            x, skip_silu = channel_rms_silu(x, layer.gamma), True
+            nxt = layers[i + 2] if i + 2 < len(layers) else None
+            slot = cache.slot(nxt, x) if isinstance(nxt, CausalConv3d) else None
+            x, skip_silu = channel_rms_silu(x, layer.gamma, out=slot), True
         elif isinstance(layer, (ResidualBlock, AttentionBlock, Resample, CausalConv3d)):
             x = layer(x, cache)
         else:
