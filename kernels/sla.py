@@ -280,6 +280,26 @@ if HAS_TRITON:
                  tl.div_rn(s, cnt).to(P.dtype.element_ty))
 
     @triton.jit
+    def _topk_rows_kernel(S, IDX, NK, N, BLOCK: tl.constexpr):
+        """IDX[row] = the N largest of the NK scores S[row] (any float dtype), as int32 indices in
+        ascending order -- the set ``torch.topk`` picks on CUDA: values ordered by their radix
+        keys (so +0.0 ranks above -0.0) and, among values equal to the N-th largest, the lowest
+        indices first."""
+        row = tl.program_id(0)
+        offs = tl.arange(0, BLOCK)
+        valid = offs < NK
+        x = tl.load(S + row.to(tl.int64) * NK + offs, mask=valid, other=0.0).to(tl.float32)
+        bits = x.to(tl.int32, bitcast=True)
+        key = tl.where(bits < 0, bits ^ 0x7FFFFFFF, bits)  # signed int order == radix order
+        key = tl.where(valid, key, -2147483648)  # padding ranks below every real value
+        kth = tl.sum(tl.where(offs == N - 1, tl.sort(key, descending=True), 0))
+        above = key > kth
+        tie = valid & (key == kth)
+        take = above | (tie & (tl.cumsum(tie.to(tl.int32), 0) <= N - tl.sum(above.to(tl.int32))))
+        pos = tl.cumsum(take.to(tl.int32), 0) - 1
+        tl.store(IDX + row.to(tl.int64) * N + pos, offs, mask=take)
+
+    @triton.jit
     def _quant_blocks_kernel(
         X, XQ, XS, MEAN,
         stride_b, stride_l, stride_h,
@@ -617,12 +637,29 @@ def sla_block_indices(q: torch.Tensor, k: torch.Tensor, topk: float, blkq: int =
     else:
         raise ValueError(f"block map mode {mode!r}: 'reference', 'exact' or 'fast'")
     n = selected_blocks(topk, scores.shape[-1])
-    # The same selection as the reference's topk (sorted=True only orders what was selected);
-    # the indices are sorted ascending below (sequential-ish k reads; the TMA kernel relies on
-    # the last key block coming last).
+    # Ascending indices (sequential-ish k reads; the TMA kernel relies on the last key block
+    # coming last).  CUDA: one Triton pass that selects and orders them (TOPK_TRITON); else the
+    # reference's topk (sorted=False selects the same set: sorting only orders it) and a sort.
+    if TOPK_TRITON and triton_usable(scores) and scores.shape[-1] <= 4096:
+        return topk_indices_triton(scores, n), k_mean
     idx = scores.float().topk(n, dim=-1, sorted=False).indices
     idx = idx.to(torch.int32).sort(dim=-1).values.contiguous()
     return idx, k_mean
+
+
+# The block map's top-k on CUDA: True = _topk_rows_kernel (select + order in one pass), False =
+# torch.topk + sort.  tests/test_kernels_gpu.py checks that both give the same indices, ties included.
+TOPK_TRITON = True
+
+
+def topk_indices_triton(scores: torch.Tensor, n: int) -> torch.Tensor:
+    """Ascending int32 indices [..., n] of the n largest of scores [..., K] along the last dim:
+    the set torch.topk selects on CUDA (see _topk_rows_kernel)."""
+    K = scores.shape[-1]
+    s2 = scores.reshape(-1, K).contiguous()
+    idx = torch.empty(s2.shape[0], n, device=scores.device, dtype=torch.int32)
+    _topk_rows_kernel[(s2.shape[0],)](s2, idx, K, n, BLOCK=triton.next_power_of_2(K), num_warps=4)
+    return idx.view(*scores.shape[:-1], n)
 
 
 # Sequence rows per program of the linear-branch state kernel, and its warps: 512 rows, 4 warps

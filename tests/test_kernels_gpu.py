@@ -99,6 +99,27 @@ def test_block_map_paths_identical(B, L, H, D, topk, dtype):
             assert bad_rows <= max(1, ref.shape[0] * ref.shape[1] * ref.shape[2] // 1000)
 
 
+@pytest.mark.parametrize("kind", ["bf16", "few_values", "zeros"])
+@pytest.mark.parametrize("K,n", [(512, 51), (512, 76), (100, 28), (64, 1), (1024, 102), (7, 7)])
+def test_topk_kernel_picks_torch_topk_set(kind, K, n):
+    """The block map's Triton top-k selects exactly torch.topk's set on CUDA, ties included
+    (bf16 scores tie often; "few_values" makes the N-th value a tie almost always; "zeros" mixes
+    +0.0 and -0.0, which torch's radix select orders)."""
+    g = torch.Generator(device=DEV).manual_seed(K * 7 + n)
+    if kind == "bf16":
+        s = torch.randn(3000, K, device=DEV, generator=g).to(torch.bfloat16)
+    elif kind == "few_values":
+        s = torch.randint(-3, 4, (3000, K), device=DEV, generator=g).to(torch.bfloat16)
+    else:
+        s = torch.randint(-1, 2, (3000, K), device=DEV, generator=g).float() * 0.0  # +0.0 and -0.0
+        s[:, ::5] = -0.0
+        s[:, 1::7] = 1.0
+    ref = s.float().topk(n, dim=-1).indices.to(torch.int32).sort(dim=-1).values
+    got = sla.topk_indices_triton(s, n)
+    assert got.dtype == torch.int32 and got.shape == ref.shape
+    assert torch.equal(got, ref), (got != ref).any(-1).sum().item()
+
+
 @pytest.mark.parametrize("L", [32760, 32768, 2000, 4096 + 77, 64, 130, 1])
 @pytest.mark.parametrize("layout", ["contiguous", "fused_qkv"])
 def test_exact_pooling_bit_identical(L, layout):
