@@ -46,10 +46,16 @@ def available_backends() -> dict[str, tuple[bool, str]]:
     gpu_name = torch.cuda.get_device_name() if cuda8 is None else ""
 
     out["original"] = (True, "torch scaled_dot_product_attention")
+    kernel = ""
+    if cuda8 is None and trit is None:
+        from kernels import sla
+
+        kernel = (", TMA kernel" if _cuda_reason(9) is None and sla.TensorDescriptor is not None
+                  else ", pointer kernel (the faster TMA kernel needs a Hopper GPU and Triton >= 3.3)")
     for name, what in (("sla", "Triton block-sparse + linear attention"),
                        ("sagesla", "Triton SLA with int8 Q·K^T")):
         why = cuda8 or trit
-        out[name] = (why is None, f"{what} on {gpu_name}" if why is None else why)
+        out[name] = (why is None, f"{what} on {gpu_name}{kernel}" if why is None else why)
 
     if importlib.util.find_spec("spas_sage_attn") is None:
         out["spargeattn"] = (False, "package spas_sage_attn missing (optional: pip install .[sage])")

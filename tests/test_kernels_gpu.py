@@ -244,6 +244,7 @@ def test_registry_on_gpu():
 
     av = available_backends()
     assert av["sla"][0] and av["sagesla"][0] and av["int8"][0], av
+    assert ("TMA kernel" in av["sla"][1]) == (HOPPER and sla.TensorDescriptor is not None), av["sla"]
 
 
 @pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-3), (torch.bfloat16, 1e-2)])
