@@ -213,11 +213,6 @@ def main():
             for mode in ("reference", "exact", "fast"):
                 row("attention", f"1x{L}x{H}x128 topk0.1", f"  block map ({mode})",
                     bench(lambda mode=mode: sla.sla_block_indices(q, k, 0.1, mode=mode)))
-            sla.K_MEAN_IN_KERNEL_CAST = not sla.K_MEAN_IN_KERNEL_CAST
-            row("attention", f"1x{L}x{H}x128 topk0.1",
-                f"  block map (exact, K_MEAN_IN_KERNEL_CAST={sla.K_MEAN_IN_KERNEL_CAST})",
-                bench(lambda: sla.sla_block_indices(q, k, 0.1, mode="exact")))
-            sla.K_MEAN_IN_KERNEL_CAST = not sla.K_MEAN_IN_KERNEL_CAST
     if "kvstate" in only:  # launch variants of the linear-branch state kernel
         for H in ([12] if args.quick else [12, 40]):
             k, v = (torch.randn(1, L, H, 128, device="cuda", dtype=torch.bfloat16) for _ in range(2))

@@ -267,13 +267,10 @@ def _per_batch(t: torch.Tensor | None, B: int, C: int):
     return t, (t.stride(0) if t.shape[0] > 1 else 0)
 
 
-# Launch configuration of the LayerNorm + modulation kernel: (split the row into two
-# power-of-two tiles, rows per program, warps); None = :func:`_ln_config` of the width.
-LN_CONFIG: tuple[bool, int, int] | None = None
-
-
 def _ln_config(C: int) -> tuple[bool, int, int]:
-    """Split tiles, 4 warps, rows for ~4K elements per program: the best of 10 variants on an H100
+    """Launch configuration of the LayerNorm + modulation kernel, (split the row into two
+    power-of-two tiles, rows per program, warps): split tiles, 4 warps, rows for ~4K elements per
+    program -- the best of 10 variants on an H100
     (2026-11-22, bench/kernels.py --variants) at both Wan widths -- 2 rows at C = 1536 (81% of the
     copy bandwidth; the single 2048-wide tile 79%) and 1 row at C = 5120 (97%; 2 rows 82%)."""
     rows = 1
@@ -293,7 +290,7 @@ def layer_norm_modulate(x, shift, scale, eps: float = 1e-6, config: tuple[bool, 
     """Fused LayerNorm + modulation; the Triton kernel on CUDA, the reference elsewhere.
 
     x: [B, L, C]; shift, scale: [B, 1, C] (float32) or None; returns x's dtype.  ``config``:
-    (split, rows, warps) of the launch (default :data:`LN_CONFIG`; benchmarks sweep it).
+    (split, rows, warps) of the launch (default :func:`_ln_config` of the width; benchmarks sweep it).
     """
     if triton_usable(x) and x.dim() == 3:
         B, L, C = x.shape
@@ -302,7 +299,7 @@ def layer_norm_modulate(x, shift, scale, eps: float = 1e-6, config: tuple[bool, 
         if sh is not False and sc is not False:
             xc = x.contiguous()
             y = torch.empty_like(xc)
-            split, rows, warps = config or LN_CONFIG or _ln_config(C)
+            split, rows, warps = config or _ln_config(C)
             block_c, block_c2 = _split_widths(C) if split else (triton.next_power_of_2(C), 0)
             R = B * L
             _ln_modulate_kernel[(triton.cdiv(R, rows),)](

@@ -328,6 +328,24 @@ if HAS_TRITON:
         tl.store(XS + pid_bh * NB + pid_n, amax / 127.0)
 
     @triton.jit
+    def _linear_branch(q, KVW, KSUM, BIAS, pid_bh, HEAD_DIM: tl.constexpr, LIN_BF16: tl.constexpr):
+        """The linear branch for a tile of query rows q [BLOCK_M, D], float32:
+        phi(q) @ KVW[bh] / (1e-5 + phi(q) . KSUM[bh]) + bias, phi = softmax over the head dim."""
+        offs_d = tl.arange(0, HEAD_DIM)
+        qf = q.to(tl.float32)
+        e = tl.exp(qf - tl.max(qf, axis=1)[:, None])
+        phi = e / tl.sum(e, axis=1)[:, None]
+        dd = offs_d[:, None] * HEAD_DIM + offs_d[None, :]
+        kvw = tl.load(KVW + pid_bh.to(tl.int64) * HEAD_DIM * HEAD_DIM + dd)
+        ksum = tl.load(KSUM + pid_bh * HEAD_DIM + offs_d)
+        if LIN_BF16:
+            num = tl.dot(phi.to(tl.bfloat16), kvw.to(tl.bfloat16))
+        else:
+            num = tl.dot(phi, kvw)
+        den = 1e-5 + tl.sum(phi * ksum[None, :], axis=1)
+        return num / den[:, None] + tl.load(BIAS + offs_d)[None, :]
+
+    @triton.jit
     def _sla_fwd_kernel(
         Q, K, V, O, IDX, KVW, KSUM, BIAS, QI, KI, QSC, KSC,
         stride_b, stride_l, stride_h, stride_ob, stride_ol, stride_oh,
@@ -394,18 +412,7 @@ if HAS_TRITON:
         if LINEAR:
             if INT8_QK:
                 q = tl.load(Q + q_ptr, mask=mask_m[:, None], other=0.0)
-            qf = q.to(tl.float32)
-            e = tl.exp(qf - tl.max(qf, axis=1)[:, None])
-            phi = e / tl.sum(e, axis=1)[:, None]  # [BLOCK_M, D] softmax over the head dim
-            dd = offs_d[:, None] * HEAD_DIM + offs_d[None, :]
-            kvw = tl.load(KVW + pid_bh.to(tl.int64) * HEAD_DIM * HEAD_DIM + dd)
-            ksum = tl.load(KSUM + pid_bh * HEAD_DIM + offs_d)
-            if LIN_BF16:
-                num = tl.dot(phi.to(tl.bfloat16), kvw.to(tl.bfloat16))
-            else:
-                num = tl.dot(phi, kvw)
-            den = 1e-5 + tl.sum(phi * ksum[None, :], axis=1)
-            out += num / den[:, None] + tl.load(BIAS + offs_d)[None, :]
+            out += _linear_branch(q, KVW, KSUM, BIAS, pid_bh, HEAD_DIM, LIN_BF16)
         o_ptr = b.to(tl.int64) * stride_ob + h * stride_oh + offs_m.to(tl.int64)[:, None] * stride_ol + offs_d[None, :]
         tl.store(O + o_ptr, out.to(O.dtype.element_ty), mask=mask_m[:, None])
 
@@ -505,18 +512,7 @@ if HAS_TRITON:
             base = b.to(tl.int64) * stride_b + h * stride_h
             qb = tl.load(Q + base + offs_m.to(tl.int64)[:, None] * stride_l + offs_d[None, :],
                          mask=mask_m[:, None], other=0.0)
-            qf = qb.to(tl.float32)
-            e = tl.exp(qf - tl.max(qf, axis=1)[:, None])
-            phi = e / tl.sum(e, axis=1)[:, None]
-            dd = offs_d[:, None] * HEAD_DIM + offs_d[None, :]
-            kvw = tl.load(KVW + pid_bh.to(tl.int64) * HEAD_DIM * HEAD_DIM + dd)
-            ksum = tl.load(KSUM + pid_bh * HEAD_DIM + offs_d)
-            if LIN_BF16:
-                num = tl.dot(phi.to(tl.bfloat16), kvw.to(tl.bfloat16))
-            else:
-                num = tl.dot(phi, kvw)
-            den = 1e-5 + tl.sum(phi * ksum[None, :], axis=1)
-            out += num / den[:, None] + tl.load(BIAS + offs_d)[None, :]
+            out += _linear_branch(qb, KVW, KSUM, BIAS, pid_bh, HEAD_DIM, LIN_BF16)
         o_ptr = b.to(tl.int64) * stride_ob + h * stride_oh + offs_m.to(tl.int64)[:, None] * stride_ol + offs_d[None, :]
         tl.store(O + o_ptr, out.to(O.dtype.element_ty), mask=mask_m[:, None])
 
@@ -564,11 +560,6 @@ def triton_usable(t: torch.Tensor) -> bool:
 #   12 x 32,760 x 128 on an H100, but on 2026-11-22 one of 3,072 query-block rows picked a
 #   different key block than the reference, a near-tie).
 BLOCK_MAP = "exact"
-# k's sequence mean in the "exact" map: True reduces the bf16 k with an in-kernel cast
-# (``mean(dtype=float32)``) instead of materializing the reference's float32 copy of k first
-# (``k.float().mean()``, a 200 MB write + read per 1.3B layer); tests/test_kernels_gpu.py checks
-# that both give the same bits.
-K_MEAN_IN_KERNEL_CAST = True
 
 
 def _pool_triton(x: torch.Tensor, blk: int) -> torch.Tensor:
@@ -598,10 +589,10 @@ def block_scores_exact_triton(q: torch.Tensor, k: torch.Tensor, blkq: int = BLKQ
     """CUDA: (scores [B, H, nQ, nK], k mean float32 [B, H, 1, D], pooled q, pooled k) for q, k in
     [B, L, H, D]; the same values as ``_block_scores_and_mean`` on the transposed inputs."""
     kh = k.transpose(1, 2)
-    if K_MEAN_IN_KERNEL_CAST:
-        k_mean = kh.mean(dim=2, keepdim=True, dtype=torch.float32)
-    else:
-        k_mean = kh.float().mean(dim=2, keepdim=True)  # the reference's op: same layout, same order
+    # The reference's kh.float().mean(dim=2) with the cast inside the reduction instead of a float32
+    # copy of k (200 MB written and read per 1.3B layer): the same bits (tests/test_kernels_gpu.py,
+    # test_exact_pooling_bit_identical), 0.52 -> 0.33 ms per block map on an H100.
+    k_mean = kh.mean(dim=2, keepdim=True, dtype=torch.float32)
     pq = _pool_exact_triton(q, blkq, None)
     pk = _pool_exact_triton(k, blkk, k_mean)
     return pq @ pk.transpose(-1, -2), k_mean, pq, pk
@@ -638,23 +629,19 @@ def sla_block_indices(q: torch.Tensor, k: torch.Tensor, topk: float, blkq: int =
         raise ValueError(f"block map mode {mode!r}: 'reference', 'exact' or 'fast'")
     n = selected_blocks(topk, scores.shape[-1])
     # Ascending indices (sequential-ish k reads; the TMA kernel relies on the last key block
-    # coming last).  CUDA: one Triton pass that selects and orders them (TOPK_TRITON); else the
-    # reference's topk (sorted=False selects the same set: sorting only orders it) and a sort.
-    if TOPK_TRITON and triton_usable(scores) and scores.shape[-1] <= 4096:
+    # coming last).  CUDA: one Triton pass that selects and orders them; else the reference's
+    # topk (sorted=False selects the same set: sorting only orders it) and a sort.
+    if triton_usable(scores) and scores.shape[-1] <= 4096:
         return topk_indices_triton(scores, n), k_mean
     idx = scores.float().topk(n, dim=-1, sorted=False).indices
     idx = idx.to(torch.int32).sort(dim=-1).values.contiguous()
     return idx, k_mean
 
 
-# The block map's top-k on CUDA: True = _topk_rows_kernel (select + order in one pass), False =
-# torch.topk + sort.  tests/test_kernels_gpu.py checks that both give the same indices, ties included.
-TOPK_TRITON = True
-
-
 def topk_indices_triton(scores: torch.Tensor, n: int) -> torch.Tensor:
     """Ascending int32 indices [..., n] of the n largest of scores [..., K] along the last dim:
-    the set torch.topk selects on CUDA (see _topk_rows_kernel)."""
+    the set torch.topk selects on CUDA (see _topk_rows_kernel; tests/test_kernels_gpu.py checks it
+    against torch.topk, ties included)."""
     K = scores.shape[-1]
     s2 = scores.reshape(-1, K).contiguous()
     idx = torch.empty(s2.shape[0], n, device=scores.device, dtype=torch.int32)
