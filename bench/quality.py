@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from engine import loading  # noqa: E402
-from engine.configs import get_preset  # noqa: E402
+from engine.train.common import preset  # noqa: E402
 from engine.train.evaluate import contexts_for, generate, held_out, score_frames  # noqa: E402
 from engine.train.world import render  # noqa: E402
 from engine.video import to_uint8_frames  # noqa: E402
@@ -80,6 +80,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", type=Path, default=None, help="a training run folder (default: engine/assets)")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--model", default="tiny", help="the run's preset (python -m engine.train --model)")
     ap.add_argument("--clips", type=int, default=48)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--teacher-steps", type=int, default=24)
@@ -95,7 +96,7 @@ def main(argv=None) -> int:
     dev = torch.device(a.device)
     lo = a.low_dtype or "bfloat16"
     files = files_from(a.run)
-    p = get_preset("tiny")
+    p = preset(a.model)
     specs, seeds = held_out(a.clips, SIZE, 9)
     guidance = a.teacher_guidance
     if guidance is None:

@@ -107,3 +107,29 @@ def test_cli_runs_every_phase_and_the_checks(tmp_path):
     checks = {(r["phase"], r["check"]) for r in log if "check" in r}
     assert ("vae", "reconstruction") in checks and ("student", "rcm-4") in checks and ("sla", "rcm-4-sla-0.1") in checks
     assert any(r["phase"] == "text" and "held_out" in r for r in log)
+
+
+def test_sla_fine_tune_inputs_are_the_dense_samplers_own_states():
+    from engine.sampler import sample_rcm
+    from engine.train.sla import sampler_states
+    from engine.train.student import knots
+
+    class Net(torch.nn.Module):  # a fixed affine velocity, so the sampler's states are known
+        def forward(self, x, t, ctx):
+            return 0.5 * x + t.view(-1, 1, 1, 1, 1) / 1000
+
+    ks, shape = knots()[:-1], (8, 2, 1, 2, 2)
+    states, t = sampler_states(Net(), None, shape, ks, torch.Generator().manual_seed(3), "cpu")
+    # the same draws, replayed: the pick, the start noise, then one fresh noise per SDE update
+    gen = torch.Generator().manual_seed(3)
+    pick = torch.randint(4, (8,), generator=gen)
+    init = torch.randn(shape, generator=gen)
+    visited = []
+    sample_rcm(lambda x, ts, i: Net()(x, ts, None), init, knots(), torch.float64,
+               next_noise=lambda: torch.randn(shape, generator=gen),
+               before_step=lambda i: None, on_step=lambda info: visited.append(info.x.float()))
+    path = [init * ks[0]] + visited[:3]  # the state the net sees at each of the four times
+    for b in range(8):
+        torch.testing.assert_close(states[b], path[int(pick[b])][b], rtol=1e-5, atol=1e-6)
+        assert abs(t[b].item() - ks[int(pick[b])]) < 1e-6
+    assert len(set(pick.tolist())) > 1

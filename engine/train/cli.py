@@ -43,7 +43,7 @@ def _phase(name: str, a) -> None:
     steps, seconds = getattr(a, f"{name}_steps"), getattr(a, f"{name}_seconds")
     budget = Budget(steps if steps is not None else DEFAULTS[name][0],
                     seconds if seconds is not None else DEFAULTS[name][1])
-    kw = dict(size=a.size, frames=a.frames, device=a.device)
+    kw = dict(size=a.size, frames=a.frames, device=a.device, model=a.model)
     if a.batch is not None:
         kw["batch"] = a.batch
     if name != "text":
@@ -51,7 +51,7 @@ def _phase(name: str, a) -> None:
     t0 = time.monotonic()
     if name == "text":
         from engine.train.text import train_text
-        train_text(a.out, budget, device=a.device)
+        train_text(a.out, budget, device=a.device, model=a.model)
     elif name == "vae":
         from engine.train.vae import train_vae
         train_vae(a.out, budget, decoder_only=a.decoder_only, crop=a.crop, **kw)
@@ -63,7 +63,7 @@ def _phase(name: str, a) -> None:
         train_student(a.out, budget, trajectories=a.trajectories, traj_seconds=a.traj_seconds, **kw)
     elif name == "sla":
         from engine.train.sla import train_sla
-        train_sla(a.out, budget, **kw)
+        train_sla(a.out, budget, rest_lr_scale=a.sla_rest_lr, **kw)
     if a.device.startswith("cuda"):
         torch.cuda.synchronize()
     print(f"== {name} done in {time.monotonic() - t0:.1f} s", flush=True)
@@ -75,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("args", nargs="*", help="merge: BASE TUNED PRETRAINED OUT; install: RUN_DIR")
     ap.add_argument("--out", type=Path, default=Path("runs/tiny"))
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--model", default="tiny",
+                    help="preset: tiny, or a training-only DiT size (engine.train.common.TRAIN_PRESETS)")
     ap.add_argument("--size", type=int, default=192, help="clip height = width (multiple of 16)")
     ap.add_argument("--frames", type=int, default=9, help="clip length, 4k+1")
     ap.add_argument("--batch", type=int, default=None, help="override every phase's batch size")
@@ -87,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="validation clips each phase generates and scores at its end (0: no check)")
     ap.add_argument("--crop", type=int, default=128, help="vae: training crop side (multiple of 8)")
     ap.add_argument("--decoder-only", action="store_true", help="vae: refit the decoder of <out>/vae.safetensors")
+    ap.add_argument("--sla-rest-lr", type=float, default=0.03,
+                    help="sla: learning rate of the weights other than proj_l, as a fraction of proj_l's")
     ap.add_argument("--quant", action="store_true", help="merge: write the -quant layout")
     for ph in PHASES:
         ap.add_argument(f"--{ph}-steps", type=int, default=None)
@@ -103,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         from engine.train.merge import merge_files
         if len(a.args) != 4:
             ap.error("merge needs BASE TUNED PRETRAINED OUT")
-        print(merge_files(*a.args, quant=a.quant))
+        print(merge_files(*a.args, model=a.model, quant=a.quant))
         return 0
     if a.command == "sheet":  # sheet OUT.png PROMPT... (the shipped model, seed 0)
         from engine.train.sheet import contact_sheet

@@ -8,7 +8,7 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -87,8 +87,18 @@ def run_phase(
     return step
 
 
+# Training-only variants of ``tiny``: same VAE and text encoder, another DiT size.  A run
+# trained with one of these is shipped only after the ``tiny`` preset takes its DiT config.
+TRAIN_PRESETS: dict[str, ModelPreset] = {
+    "tiny-w256": replace(get_preset("tiny"), name="tiny-w256", dit=replace(
+        get_preset("tiny").dit, dim=256, ffn_dim=512, num_heads=4, num_layers=4)),
+    "tiny-w192d6": replace(get_preset("tiny"), name="tiny-w192d6", dit=replace(
+        get_preset("tiny").dit, dim=192, ffn_dim=576, num_heads=3, num_layers=6)),
+}
+
+
 def preset(name: str = "tiny") -> ModelPreset:
-    return get_preset(name)
+    return TRAIN_PRESETS[name] if name in TRAIN_PRESETS else get_preset(name)
 
 
 # ---------------------------------------------------------------------------

@@ -44,9 +44,8 @@ def merge_files(base: str, tuned: str, pretrained: str, out: str, model: str = "
     """Merge three DiT files (any layout the loaders read, unquantized) and write ``out``
     (SLA layout when the tuned file has proj_l; ``-quant`` layout with ``quant``)."""
     from engine.checkpoint import read_state_dict
-    from engine.configs import get_preset
     from engine.loading import PROJ_L, load_dit
-    from engine.train.common import export_dit, save_safetensors
+    from engine.train.common import export_dit, preset, save_safetensors
 
     merged = merge_state_dicts(read_state_dict(base), read_state_dict(tuned), read_state_dict(pretrained))
     if not quant:
@@ -54,7 +53,7 @@ def merge_files(base: str, tuned: str, pretrained: str, out: str, model: str = "
     tmp = out + ".plain.safetensors"
     save_safetensors(merged, tmp)
     attention = "sla" if any(PROJ_L in k for k in merged) else "original"
-    dit = load_dit(tmp, get_preset(model).dit, attention=attention, dtype=torch.float32)
+    dit = load_dit(tmp, preset(model).dit, attention=attention, dtype=torch.float32)
     import os
 
     os.remove(tmp)
