@@ -93,3 +93,21 @@ def test_exported_vae_and_text_encoder_reload(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(v2.decode(z), vae.decode(z))
         torch.testing.assert_close(e2(ids, torch.ones_like(ids)), enc(ids, torch.ones_like(ids)))
+
+
+def test_training_only_presets_share_tiny_vae_and_text_and_merge_quant(tmp_path):
+    from engine.train.common import preset
+
+    tiny = get_preset("tiny")
+    for name, dim, layers in (("tiny-w256", 256, 4), ("tiny-w192d6", 192, 6)):
+        p = preset(name)
+        assert (p.dit.dim, p.dit.num_layers, p.vae, p.text) == (dim, layers, tiny.vae, tiny.text)
+    p = preset("tiny-w256")
+    files = [export_dit(new_dit(p, "sla", seed=s), tmp_path / f"{s}.safetensors") for s in (1, 2, 3)]
+    out = merge_files(*map(str, files), str(tmp_path / "merged-quant.safetensors"), model="tiny-w256", quant=True)
+    m = loading.load_dit(out, p.dit, attention="sla", dtype=torch.float32)
+    assert any("int8" in n for n in m.load_notes) and m.blocks[0].self_attn.q.out_features == 256
+    from engine.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match="dim 128"):  # the tiny preset does not take this file
+        loading.load_dit(out, tiny.dit, attention="sla", dtype=torch.float32)
