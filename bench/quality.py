@@ -3,6 +3,7 @@
     python bench/quality.py                         # shipped weights (engine/assets), CPU
     python bench/quality.py --run runs/tiny --device cuda --clips 96
     python bench/quality.py --rows student4,final-sla0.1,final-int8 --clips 12
+    python bench/quality.py --rows student4 --clips 72 --confusion   # where the motion errors go
 
 Each row generates the same held-out clips (prompts from attribute combinations never seen
 in training, seeds training never used; engine.train.world.eval_specs) exactly as a turn of
@@ -28,8 +29,9 @@ import torch  # noqa: E402
 
 from engine import loading  # noqa: E402
 from engine.train.common import preset  # noqa: E402
+from engine.train.analyze import analyze, confusion, confusion_markdown, score  # noqa: E402
 from engine.train.evaluate import contexts_for, generate, held_out, score_frames  # noqa: E402
-from engine.train.world import render  # noqa: E402
+from engine.train.world import MOTIONS, render  # noqa: E402
 from engine.video import to_uint8_frames  # noqa: E402
 
 ASSETS = Path(__file__).resolve().parents[1] / "engine" / "assets"
@@ -88,6 +90,8 @@ def main(argv=None) -> int:
                     help="classifier-free guidance of the teacher row (default: the run's guidance.json, else 1)")
     ap.add_argument("--rows", default=None, help="comma-separated row names (default: all)")
     ap.add_argument("--low-dtype", default=None, help="bfloat16 (default on CUDA) or float16")
+    ap.add_argument("--confusion", action="store_true",
+                    help="also print each row's motion confusion table (truth x analyzed)")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--threads", type=int, default=None)
     a = ap.parse_args(argv)
@@ -106,7 +110,7 @@ def main(argv=None) -> int:
         wanted = a.rows.split(",")
         rows = [r for r in rows if r.name in wanted]
 
-    results = {}
+    results, confusions = {}, {}
     ref = [to_uint8_frames(v.numpy()) for v in render(specs)]
     results["world (analyzer ceiling)"] = score_frames(ref, specs)
     text = loading.load_text_encoder(files["text"], p.text, device=dev, dtype=torch.float32)
@@ -123,9 +127,12 @@ def main(argv=None) -> int:
         frames = generate(dit, vaes[row.dtype], contexts, specs, seeds, size=SIZE, steps=row.steps,
                           teacher_steps=a.teacher_steps, topk=row.topk, dtype=dt, device=dev, batch=a.batch,
                           guidance=guidance, uncond=uncond)
-        res = score_frames(frames, specs)
+        analyses = [analyze(f) for f in frames]
+        truths = [sp.attributes for sp in specs]
+        res = score(analyses, truths)
         res["seconds"] = time.perf_counter() - t0
         results[row.name] = res
+        confusions[row.name] = confusion(analyses, truths)
         print(f"{row.name:24s} attr {res['attr']:.3f}  all {res['all']:.3f}  tc {res['consistency']:.3f}  "
               f"({res['seconds']:.1f} s)", flush=True)
 
@@ -136,7 +143,13 @@ def main(argv=None) -> int:
     for name, r in results.items():
         print(f"| {name} | {100 * r['attr']:.1f} | {100 * r['colour']:.1f} | {100 * r['background']:.1f} | "
               f"{100 * r['motion']:.1f} | {100 * r['all']:.1f} | {r['consistency']:.3f} |")
+    if a.confusion:
+        for name, table in confusions.items():
+            print(f"\nmotion, {name}:\n")
+            print("\n".join(confusion_markdown(table, MOTIONS)))
     if a.json:
+        for name, table in confusions.items():
+            results[name]["motion_confusion"] = table
         a.json.write_text(json.dumps(results, indent=1))
     return 0
 

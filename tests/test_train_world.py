@@ -52,3 +52,16 @@ def test_analyzer_on_noise_does_not_invent_a_clip():
     frames = rng.integers(0, 256, (9, 192, 192, 3), dtype=np.uint8)
     spec = eval_specs(1)[0]
     assert analyze(frames).attributes != spec.attributes
+
+
+def test_motion_confusion_counts_where_each_clip_went():
+    from engine.train.analyze import confusion, confusion_markdown
+
+    specs = [sample_spec(i, attributes=("red", "blue", m)) for i, m in enumerate(("left", "left", "up"))]
+    clips = [to_uint8_frames(v.numpy()) for v in render(specs)]
+    clips[1] = clips[1][::-1]  # played backwards: a left-moving clip moves right
+    table = confusion([analyze(f) for f in clips], [s.attributes for s in specs])
+    assert table == {"left": {"left": 1, "right": 1}, "up": {"up": 1}}
+    lines = confusion_markdown(table, MOTIONS)
+    assert lines[0].startswith("| truth \\ analyzed | left | right | up |")
+    assert lines[2] == "| left | 1 | 1 | 0 | 0 | 0 | 0 |" and lines[3] == "| up | 0 | 0 | 1 | 0 | 0 | 0 |"

@@ -122,3 +122,26 @@ def score(analyses: list[Analysis], truths: list[dict[str, str]]) -> dict[str, f
     out["all"] = float(np.mean([all(a.attributes[k] == t[k] for k in keys) for a, t in zip(analyses, truths)]))
     out["consistency"] = float(np.mean([a.consistency for a in analyses]))
     return out
+
+
+def confusion(analyses: list[Analysis], truths: list[dict[str, str]], key: str = "motion") -> dict[str, dict[str, int]]:
+    """{true value: {analyzed value: count}} for one attribute: where a model's errors go
+    (a direction taken for its opposite, a moving object read as "growing", no object at all)."""
+    table: dict[str, dict[str, int]] = {}
+    for a, t in zip(analyses, truths):
+        row = table.setdefault(t[key], {})
+        got = a.attributes[key]
+        row[got] = row.get(got, 0) + 1
+    return table
+
+
+def confusion_markdown(table: dict[str, dict[str, int]], labels: tuple[str, ...]) -> list[str]:
+    """A markdown table of :func:`confusion`: rows = truth, columns = ``labels`` then any other
+    value seen (such as "none")."""
+    extra = sorted({g for row in table.values() for g in row} - set(labels))
+    cols = list(labels) + extra
+    lines = ["| truth \\ analyzed | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for truth in labels:
+        if truth in table:
+            lines.append(f"| {truth} | " + " | ".join(str(table[truth].get(c, 0)) for c in cols) + " |")
+    return lines
