@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="validation clips each phase generates and scores at its end (0: no check)")
     ap.add_argument("--crop", type=int, default=128, help="vae: training crop side (multiple of 8)")
     ap.add_argument("--decoder-only", action="store_true", help="vae: refit the decoder of <out>/vae.safetensors")
-    ap.add_argument("--sla-rest-lr", type=float, default=0.03,
+    ap.add_argument("--sla-rest-lr", type=float, default=0.1,
                     help="sla: learning rate of the weights other than proj_l, as a fraction of proj_l's")
     ap.add_argument("--quant", action="store_true", help="merge: write the -quant layout")
     for ph in PHASES:
