@@ -89,11 +89,11 @@ def run_phase(
 
 # Training-only variants of ``tiny``: same VAE and text encoder, another DiT size.  A run
 # trained with one of these is shipped only after the ``tiny`` preset takes its DiT config.
+_TINY = get_preset("tiny")
 TRAIN_PRESETS: dict[str, ModelPreset] = {
-    "tiny-w256": replace(get_preset("tiny"), name="tiny-w256", dit=replace(
-        get_preset("tiny").dit, dim=256, ffn_dim=512, num_heads=4, num_layers=4)),
-    "tiny-w192d6": replace(get_preset("tiny"), name="tiny-w192d6", dit=replace(
-        get_preset("tiny").dit, dim=192, ffn_dim=576, num_heads=3, num_layers=6)),
+    "tiny-w256": replace(_TINY, name="tiny-w256", dit=replace(_TINY.dit, dim=256, ffn_dim=512, num_heads=4)),
+    "tiny-w192d6": replace(_TINY, name="tiny-w192d6",
+                           dit=replace(_TINY.dit, dim=192, ffn_dim=576, num_heads=3, num_layers=6)),
 }
 
 

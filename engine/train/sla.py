@@ -7,9 +7,10 @@ and otherwise noised data latents at the rCM times (and uniform times); the loss
 between the SLA model's velocity and the frozen dense student's.  (The session-2 run trained on
 noised data alone, the rest at 0.03x, 65 s: top-k 0.1 recovered 52% against the dense 80.6%;
 this recipe, 920 s: 72.7% against 86.1%.)  ``proj_l`` learns at ``lr``; everything else at
-``lr * rest_lr_scale`` (0 trains ``proj_l`` only).  ``topk`` is drawn per step from the benchmark's values, so one model serves
-them all.  The result is written as a delta-merge (engine.train.merge) onto the student:
-``student + (tuned - pretrained)``, the reference's merge semantics.
+``lr * rest_lr_scale`` (0 trains ``proj_l`` only).  ``topk`` is drawn per step from the
+benchmark's values, so one model serves them all.  The result is written as a delta-merge
+(engine.train.merge) onto the student: ``student + (tuned - pretrained)``, the reference's merge
+semantics.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from engine import loading
 from engine.train.common import (
     Budget, run_phase, batch_specs, export_dit, new_dit, preset, text_context,
 )
+from engine.sampler import sample_rcm
 from engine.train.merge import merge_state_dicts
 from engine.train.student import knots
 from engine.train.teacher import encode_batch
@@ -34,21 +36,18 @@ TOPKS = (0.05, 0.1, 0.1, 0.15, 0.3)
 
 @torch.no_grad()
 def sampler_states(dense, ctx: torch.Tensor, shape, ks: list[float], gen: torch.Generator, dev):
-    """One state per sample from the dense net's 4-step rCM sampler (the SDE updates of
-    engine.sampler: ``x0 = x - t v``, then re-noised to the next time with fresh noise), each
-    sample at a random one of the four times.  Returns (states, their times)."""
+    """One state per sample from the dense net's 4-step rCM sampler (engine.sampler.sample_rcm,
+    the SDE updates with fresh noise), each sample at a random one of the four times ``ks``; the
+    sampler runs only as far as the latest time picked.  Returns (states, their times)."""
     n = shape[0]
     pick = torch.randint(len(ks), (n,), generator=gen).to(dev)
-    x = torch.randn(shape, generator=gen).to(dev) * ks[0]
-    out = x.clone()
-    for i, t in enumerate(ks):
-        sel = (pick == i).view(-1, 1, 1, 1, 1)
-        out = torch.where(sel, x, out)
-        if i == len(ks) - 1 or not bool((pick > i).any()):
-            break
-        v = dense(x, torch.full((n, 1), t * 1000.0, device=dev), ctx).float()
-        x = (1 - ks[i + 1]) * (x - t * v) + ks[i + 1] * torch.randn(shape, generator=gen).to(dev)
-    return out, torch.tensor(ks, device=dev)[pick]
+    init = torch.randn(shape, generator=gen).to(dev)
+    path = [init * ks[0]]  # the state the net sees at ks[0], then after each update
+    last = int(pick.max())
+    if last:
+        sample_rcm(lambda x, ts, i: dense(x, ts, ctx), init, ks[:last + 1], torch.float32,
+                   next_noise=lambda: torch.randn(shape, generator=gen), on_step=lambda info: path.append(info.x.float()))
+    return torch.stack(path)[pick, torch.arange(n, device=dev)], torch.tensor(ks, device=dev)[pick]
 
 
 def train_sla(out: Path, budget: Budget, *, batch: int = 32, size: int = 192, frames: int = 9,
