@@ -120,18 +120,19 @@ def bench_linear(shapes, variants):
         row("linear", shape, "int8_linear (quant + GEMM)", t_all, f"{t_bf16 / t_all:.2f}x bf16")
         row("linear", shape, "  activation quant", bench(lambda: i8.quantize_blockwise_triton(x)))
         x_q, x_s = i8.quantize_blockwise_triton(x)
-        cfgs = [(128, 8, 4)]
+        cfgs = [i8.GEMM_CONFIG]
         if variants:
-            cfgs += [(256, 8, 3), (128, 8, 3), (128, 4, 3)]
-        for bn, nw, ns in cfgs:
-            fn = lambda bn=bn, nw=nw, ns=ns: i8.int8_gemm_triton(  # noqa: E731
-                x_q, x_s, w_q, w_s, b, torch.bfloat16, block_n=bn, num_warps=nw, num_stages=ns)
+            cfgs += [c for c in [(128, 128, 8, 4), (128, 128, 8, 3), (64, 128, 4, 3), (64, 128, 4, 4),
+                                 (128, 256, 8, 3), (128, 128, 4, 3)] if c != cfgs[0]]
+        for bm, bn, nw, ns in cfgs:
+            fn = lambda bm=bm, bn=bn, nw=nw, ns=ns: i8.int8_gemm_triton(  # noqa: E731
+                x_q, x_s, w_q, w_s, b, torch.bfloat16, block_m=bm, block_n=bn, num_warps=nw, num_stages=ns)
             try:
                 ms = bench(fn)
             except Exception as e:  # e.g. out of shared memory for a variant
-                print(f"  variant {(bn, nw, ns)} failed: {type(e).__name__}: {str(e)[:120]}")
+                print(f"  variant {(bm, bn, nw, ns)} failed: {type(e).__name__}: {str(e)[:120]}")
                 continue
-            row("linear", shape, f"  int8 GEMM (BN,warps,stages)={bn, nw, ns}", ms,
+            row("linear", shape, f"  int8 GEMM (BM,BN,warps,stages)={bm, bn, nw, ns}", ms,
                 f"{flop / ms / 1e9:.0f} TOPS, {t_bf16 / ms:.2f}x bf16")
         del x, w, x_q
         torch.cuda.empty_cache()
@@ -153,6 +154,24 @@ def bench_gelu_epilogue(shapes):
         row("gelu", shape, "_addmm_activation(use_gelu)", t_epi,
             f"rel L2 vs fp64 {rel(epi()):.2e}; {t_sep / t_epi:.2f}x")
         del x, w, ref
+        torch.cuda.empty_cache()
+
+
+def bench_ffn(shapes):
+    """The whole Wan FFN (up-projection, GELU-tanh, down-projection) at 480p: bf16 with the cuBLASLt
+    GELU epilogue against W8A8 (quantize, int8 GEMM, torch GELU, quantize, int8 GEMM)."""
+    for C, Fd in shapes:
+        shape = f"{L}x{C}->{Fd}->{C}"
+        x = torch.randn(L, C, device="cuda", dtype=torch.bfloat16)
+        w1 = (torch.randn(Fd, C, device="cuda") / C**0.5).to(torch.bfloat16)
+        w2 = (torch.randn(C, Fd, device="cuda") / Fd**0.5).to(torch.bfloat16)
+        b1, b2 = (torch.randn(n, device="cuda", dtype=torch.bfloat16) * 0.1 for n in (Fd, C))
+        up, down = (*i8.quantize_weight(w1), b1), (*i8.quantize_weight(w2), b2)
+        t_bf16 = bench(lambda: F.linear(torch._addmm_activation(b1, x, w1.t(), use_gelu=True), w2, b2))
+        row("ffn", shape, "bf16 (GELU in the cuBLASLt epilogue)", t_bf16)
+        t_int8 = bench(lambda: i8.int8_linear(F.gelu(i8.int8_linear(x, *up), approximate="tanh"), *down))
+        row("ffn", shape, "W8A8 (int8_linear, GELU, int8_linear)", t_int8, f"{t_bf16 / t_int8:.2f}x bf16")
+        del x, w1, w2
         torch.cuda.empty_cache()
 
 
@@ -188,7 +207,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="1.3B shapes only")
     ap.add_argument("--variants", action="store_true", help="also time launch-config variants")
-    ap.add_argument("--only", default="attention,linear,gelu,norm", help="also: blockmap, kvstate")
+    ap.add_argument("--only", default="attention,linear,ffn,gelu,norm", help="also: blockmap, kvstate")
     args = ap.parse_args()
     torch.manual_seed(0)
     print(f"device: {torch.cuda.get_device_name()}  torch {torch.__version__}", flush=True)
@@ -205,6 +224,8 @@ def main():
         if not args.quick:
             shapes += [(5120, 13824), (13824, 5120), (5120, 5120)]
         bench_linear(shapes, args.variants)
+    if "ffn" in only:
+        bench_ffn([(1536, 8960)] if args.quick else [(1536, 8960), (5120, 13824)])
     if "gelu" in only:
         bench_gelu_epilogue([(1536, 8960)] if args.quick else [(1536, 8960), (5120, 13824)])
     if "blockmap" in only:

@@ -125,7 +125,7 @@ if HAS_TRITON:
         """Cout[M, N] = cast(sum_t int32(A_t @ B_t^T) * (AS[m/128, t] * BS[n/128, t])) + bias.
 
         A [M, K] int8, B [N, K] int8 (the linear weight), AS [ceil(M/128), NKT],
-        BS [ceil(N/128), NKT] float32.  BLOCK_M == BLOCK_K == 128, BLOCK_N % 128 == 0."""
+        BS [ceil(N/128), NKT] float32.  BLOCK_K == 128, BLOCK_M in (64, 128), BLOCK_N % 128 == 0."""
         pid = tl.program_id(0)
         num_m = tl.cdiv(M, BLOCK_M)
         num_n = tl.cdiv(N, BLOCK_N)
@@ -142,17 +142,29 @@ if HAS_TRITON:
         mask_n = offs_n < N
         a_ptr = A + offs_m.to(tl.int64)[:, None] * stride_am + offs_k[None, :]
         b_ptr = B + offs_n.to(tl.int64)[:, None] * stride_bn + offs_k[None, :]
-        as_ptr = AS + pid_m * NKT
-        bs_ptr = BS + (offs_n // 128) * NKT
+        as_ptr = AS + (pid_m * BLOCK_M // 128) * NKT
         acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-        for t in range(0, NKT):
-            a = tl.load(a_ptr, mask=mask_m[:, None], other=0)
-            b = tl.load(b_ptr, mask=mask_n[:, None], other=0)
-            d = tl.dot(a, tl.trans(b), out_dtype=tl.int32)
-            s = tl.load(as_ptr + t) * tl.load(bs_ptr + t, mask=mask_n, other=0.0)  # x_s * w_s
-            acc += d.to(tl.float32) * s[None, :]
-            a_ptr += BLOCK_K
-            b_ptr += BLOCK_K
+        if BLOCK_N == 128:
+            # One weight scale per tile and K step: a scalar multiplier.  (A per-column vector of
+            # scales, as BLOCK_N = 256 needs, made the 1.3B up-projection 25% slower on an H100.)
+            bs_ptr = BS + pid_n * NKT
+            for t in range(0, NKT):
+                a = tl.load(a_ptr, mask=mask_m[:, None], other=0)
+                b = tl.load(b_ptr, mask=mask_n[:, None], other=0)
+                d = tl.dot(a, tl.trans(b), out_dtype=tl.int32)
+                acc += d.to(tl.float32) * (tl.load(as_ptr + t) * tl.load(bs_ptr + t))  # x_s * w_s
+                a_ptr += BLOCK_K
+                b_ptr += BLOCK_K
+        else:
+            bs_ptr = BS + (offs_n // 128) * NKT
+            for t in range(0, NKT):
+                a = tl.load(a_ptr, mask=mask_m[:, None], other=0)
+                b = tl.load(b_ptr, mask=mask_n[:, None], other=0)
+                d = tl.dot(a, tl.trans(b), out_dtype=tl.int32)
+                s = tl.load(as_ptr + t) * tl.load(bs_ptr + t, mask=mask_n, other=0.0)  # x_s * w_s
+                acc += d.to(tl.float32) * s[None, :]
+                a_ptr += BLOCK_K
+                b_ptr += BLOCK_K
         y = acc.to(Cout.dtype.element_ty)
         if HAS_BIAS:
             bias = tl.load(BIAS + offs_n, mask=mask_n, other=0.0)
@@ -186,24 +198,35 @@ def quantize_blockwise_triton(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     return xq, xs
 
 
+# Launch settings of the GEMM: (BLOCK_M, BLOCK_N, warps, stages).  H100 sweep in BENCHMARKS.md
+# ("W8A8 int8 GEMM: scalar scales").
+GEMM_CONFIG = (128, 128, 8, 4)
+
+
 def int8_gemm_triton(
     x_q: torch.Tensor, x_scale: torch.Tensor, w_q: torch.Tensor, w_scale: torch.Tensor,
     bias: torch.Tensor | None, out_dtype: torch.dtype,
-    block_n: int = 128, num_warps: int = 8, num_stages: int = 4, group_m: int = 8,
+    block_m: int | None = None, block_n: int | None = None, num_warps: int | None = None,
+    num_stages: int | None = None, group_m: int = 8,
 ) -> torch.Tensor:
-    """Block-scaled int8 GEMM with the bias in the epilogue -> [M, N] in ``out_dtype``."""
+    """Block-scaled int8 GEMM with the bias in the epilogue -> [M, N] in ``out_dtype``; launch
+    settings default to :data:`GEMM_CONFIG`."""
+    cfg = GEMM_CONFIG
+    block_m, block_n = block_m or cfg[0], block_n or cfg[1]
+    num_warps, num_stages = num_warps or cfg[2], num_stages or cfg[3]
     M, K = x_q.shape
     N = w_q.shape[0]
     if K % TILE:
         raise ValueError(f"int8 GEMM needs in_features divisible by {TILE}, got {K}")
+    assert block_m in (64, 128) and block_n % TILE == 0, (block_m, block_n)
     x_q, w_q = x_q.contiguous(), w_q.contiguous()
     x_scale, w_scale = x_scale.contiguous(), w_scale.contiguous()
     out = torch.empty(M, N, device=x_q.device, dtype=out_dtype)
-    grid = (triton.cdiv(M, TILE) * triton.cdiv(N, block_n),)
+    grid = (triton.cdiv(M, block_m) * triton.cdiv(N, block_n),)
     _int8_gemm_kernel[grid](
         x_q, w_q, out, x_scale, w_scale, bias if bias is not None else out,
         M, N, K // TILE, x_q.stride(0), w_q.stride(0), out.stride(0),
-        HAS_BIAS=bias is not None, BLOCK_M=TILE, BLOCK_N=block_n, BLOCK_K=TILE, GROUP_M=group_m,
+        HAS_BIAS=bias is not None, BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=TILE, GROUP_M=group_m,
         num_warps=num_warps, num_stages=num_stages,
     )
     return out

@@ -214,6 +214,23 @@ def test_int8_linear_matches_reference(M, K, N, with_bias):
     assert _rel(y, dense) < 2e-2
 
 
+@pytest.mark.parametrize("M,K,N", [(300, 256, 384), (4100, 1536, 8960)])
+def test_int8_gemm_launch_variants_bit_equal(M, K, N):
+    # Every tile shape sums the same per-K-tile products in the same order: identical outputs,
+    # whether the weight scale is a scalar (BLOCK_N 128) or a per-column vector (256).
+    g = torch.Generator(device=DEV).manual_seed(7)
+    x = torch.randn(M, K, device=DEV, generator=g).to(torch.bfloat16)
+    w = (torch.randn(N, K, device=DEV, generator=g) / K**0.5).to(torch.bfloat16)
+    b = torch.randn(N, device=DEV, generator=g).to(torch.bfloat16)
+    x_q, x_s = i8.quantize_blockwise_triton(x)
+    w_q, w_s = i8.quantize_weight(w)
+    base = i8.int8_gemm_triton(x_q, x_s, w_q, w_s, b, torch.bfloat16)
+    for bm, bn, nw, ns in [(128, 128, 8, 4), (64, 128, 4, 3), (128, 256, 8, 3), (64, 256, 4, 2)]:
+        y = i8.int8_gemm_triton(x_q, x_s, w_q, w_s, b, torch.bfloat16, block_m=bm, block_n=bn,
+                                num_warps=nw, num_stages=ns)
+        assert torch.equal(y, base), (bm, bn, nw, ns)
+
+
 @pytest.mark.parametrize("B,L,C", [(1, 32760, 1536), (2, 1000, 5120), (1, 37, 96), (3, 129, 1536)])
 @pytest.mark.parametrize("mod", ["both", "none", "batch1"])
 @pytest.mark.parametrize("config", [None, (True, 4, 8), (True, 1, 4), (False, 8, 16)])
@@ -277,3 +294,37 @@ def test_forward_only_kernels_step_aside_for_tensors_that_need_gradients():
         assert mod.triton_usable(w) is False
         with torch.no_grad():
             assert mod.triton_usable(w) is True
+
+
+VAE_SHAPES = [(1, 96, 4, 60, 104), (1, 384, 2, 30, 52), (2, 24, 3, 7, 9), (1, 3, 1, 16, 16)]
+
+
+@pytest.mark.parametrize("shape", VAE_SHAPES)
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_channel_bias_add_bit_equal(shape, channels_last):
+    from kernels import vae
+
+    g = torch.Generator(device=DEV).manual_seed(sum(shape))
+    C = shape[1]
+    fmt = torch.channels_last_3d if channels_last else torch.contiguous_format
+    y, r = (torch.randn(shape, device=DEV, generator=g).to(torch.bfloat16).contiguous(memory_format=fmt)
+            for _ in range(2))
+    b, rb = (torch.randn(C, device=DEV, generator=g).to(torch.bfloat16) for _ in range(2))
+    for args in [(b, None, None), (b, r, None), (b, r, rb), (None, r, None)]:
+        ref = vae.channel_bias_add_reference(y, *args)
+        out = vae.channel_bias_add(y.clone(), *args)  # in place
+        assert torch.equal(out, ref), [a is not None for a in args]
+        assert out.is_contiguous(memory_format=fmt)
+        into = torch.empty_like(y)
+        assert vae.channel_bias_add(y, *args, out=into) is into and torch.equal(into, ref)
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_channel_rms_silu_bias_equals_separate_add(channels_last):
+    g = torch.Generator(device=DEV).manual_seed(3)
+    fmt = torch.channels_last_3d if channels_last else torch.contiguous_format
+    x = torch.randn(1, 96, 2, 30, 52, device=DEV, generator=g).to(torch.bfloat16).contiguous(memory_format=fmt)
+    gamma = torch.rand(96, 1, 1, 1, device=DEV, generator=g).to(torch.bfloat16) + 0.5
+    b = torch.randn(96, device=DEV, generator=g).to(torch.bfloat16)
+    sep = norms.channel_rms_silu(x + b.view(1, -1, 1, 1, 1), gamma)
+    assert torch.equal(norms.channel_rms_silu(x, gamma, bias=b), sep)
