@@ -219,17 +219,22 @@ if HAS_TRITON:
             tl.store(H + off, h.to(H.dtype.element_ty), mask=mask)
 
     @triton.jit
-    def _channel_rms_silu_kernel(X, GAMMA, Y, C, S, stride_b, stride_c, stride_s,
+    def _channel_rms_silu_kernel(X, GAMMA, BIAS, Y, C, S, stride_b, stride_c, stride_s,
                                  stride_yb, stride_yc, stride_ys, scale,
-                                 BLOCK_C: tl.constexpr, BLOCK_S: tl.constexpr):
+                                 HAS_BIAS: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_S: tl.constexpr):
         """BLOCK_S positions of x viewed as [B, C, S] (any strides): x / max(||x||_C, 1e-12) *
-        sqrt(C) * gamma, then SiLU, in float32, cast once, into y viewed the same way."""
+        sqrt(C) * gamma, then SiLU, in float32, cast once, into y viewed the same way.  HAS_BIAS:
+        x is first ``x + bias`` (per channel) rounded to x's dtype, as a separate add would give."""
         s_idx = tl.program_id(0) * BLOCK_S + tl.arange(0, BLOCK_S)
         cols = tl.arange(0, BLOCK_C)
         mask = (cols < C)[:, None] & (s_idx < S)[None, :]
         off = tl.program_id(1).to(tl.int64) * stride_b + cols.to(tl.int64)[:, None] * stride_c \
             + s_idx.to(tl.int64)[None, :] * stride_s
-        x = tl.load(X + off, mask=mask, other=0.0).to(tl.float32)  # [BLOCK_C, BLOCK_S]
+        x = tl.load(X + off, mask=mask, other=0.0)  # [BLOCK_C, BLOCK_S]
+        if HAS_BIAS:
+            bias = tl.load(BIAS + cols, mask=cols < C, other=0.0).to(tl.float32)
+            x = (x.to(tl.float32) + bias[:, None]).to(x.dtype)
+        x = x.to(tl.float32)
         inv = 1.0 / tl.maximum(tl.sqrt(tl.sum(x * x, axis=0)), 1e-12)
         gm = tl.load(GAMMA + cols, mask=cols < C, other=0.0).to(tl.float32)
         h = x * inv[None, :] * scale * gm[:, None]
@@ -381,13 +386,18 @@ def _bcs_strides(t: torch.Tensor) -> tuple[int, ...] | None:
         return None
 
 
-def channel_rms_silu(x: torch.Tensor, gamma: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+def channel_rms_silu(x: torch.Tensor, gamma: torch.Tensor, out: torch.Tensor | None = None,
+                     bias: torch.Tensor | None = None) -> torch.Tensor:
     """The VAE's channel RMSNorm + SiLU in one pass on CUDA (contiguous or channels-last 3-D
     input; the output keeps the layout), the reference elsewhere.  x: [B, C, T, H, W].
 
     ``out`` (CUDA): write the result there instead -- any tensor of x's shape and dtype whose
     T, H, W flatten to one stride, e.g. the slot of a causal-cache buffer the next convolution
-    reads (:meth:`engine.models.wan_vae.CausalCache.slot`)."""
+    reads (:meth:`engine.models.wan_vae.CausalCache.slot`).  ``bias`` [C]: normalise ``x + bias``
+    (the bias of the convolution that produced x, added here instead of in a pass of its own)."""
+    if bias is not None and not (triton_usable(x) and x.dim() == 5):
+        x = x + bias.to(x.dtype).view(1, -1, *([1] * (x.dim() - 2)))
+        bias = None
     if triton_usable(x) and x.dim() == 5:
         B, C = x.shape[:2]
         S = x.shape[2] * x.shape[3] * x.shape[4]
@@ -403,8 +413,8 @@ def channel_rms_silu(x: torch.Tensor, gamma: torch.Tensor, out: torch.Tensor | N
         block_c = triton.next_power_of_2(C)
         block_s = max(16, 8192 // block_c)
         _channel_rms_silu_kernel[(triton.cdiv(S, block_s), B)](
-            x, gamma.reshape(-1).contiguous(), y, C, S, *xs, *ys, float(C) ** 0.5,
-            BLOCK_C=block_c, BLOCK_S=block_s, num_warps=8,
+            x, gamma.reshape(-1).contiguous(), bias if bias is not None else x, y, C, S, *xs, *ys,
+            float(C) ** 0.5, HAS_BIAS=bias is not None, BLOCK_C=block_c, BLOCK_S=block_s, num_warps=8,
         )
         return y
     y = channel_rms_silu_reference(x, gamma)

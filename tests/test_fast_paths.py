@@ -50,6 +50,62 @@ def test_fast_decode_options_give_the_plain_values(vae_and_latent, fast):
     assert torch.equal(out, plain) and torch.equal(again, plain)
 
 
+@pytest.fixture
+def cudnn_layout(monkeypatch):
+    """3-D convolutions return channels-last outputs, as cuDNN does for channels-last weights (the
+    CPU's return contiguous ones): the decode's channels-last paths run here, with the same values."""
+    conv3d = torch.nn.functional.conv3d
+
+    def channels_last_conv3d(*args, **kwargs):
+        return conv3d(*args, **kwargs).contiguous(memory_format=torch.channels_last_3d)
+
+    monkeypatch.setattr(torch.nn.functional, "conv3d", channels_last_conv3d)
+
+
+@pytest.mark.parametrize("fast", [FastDecode(), FastDecode(static_cache=True),
+                                  FastDecode(static_cache=True, frames_per_chunk=3),
+                                  FastDecode(copy_upsample=False, static_cache=True),
+                                  FastDecode(layout=False, native_upsample=False, copy_upsample=False)])
+def test_channels_last_fast_decode_gives_the_plain_values(vae_and_latent, cudnn_layout, monkeypatch, fast):
+    """Channels-last activations (the CUDA engine's layout): every option still gives the plain
+    decode's values; copy_upsample does all nearest upsampling (and the time interleave) itself."""
+    _, lat, _ = vae_and_latent
+    vae = loading.build_random_vae(VAEConfig(dim=4), 3).to_channels_last_()
+    interpolate, calls = torch.nn.functional.interpolate, []
+    monkeypatch.setattr(torch.nn.functional, "interpolate", lambda *a, **k: calls.append(1) or interpolate(*a, **k))
+    with torch.inference_mode():
+        plain = vae.decode(lat)
+        n_plain = len(calls)
+        vae.fast_decode = fast
+        chunks = list(vae.decode_chunks(lat))
+    out = torch.cat(chunks, dim=2)
+    assert all(c.is_contiguous(memory_format=torch.channels_last_3d) for c in chunks)
+    if fast.frames_per_chunk == 1:
+        assert torch.equal(out, plain)
+    else:
+        torch.testing.assert_close(out, plain, atol=1e-5, rtol=1e-4)
+    assert n_plain > 0 and (len(calls) == n_plain) == fast.copy_upsample  # no interpolate at all
+
+
+def test_upsample_copy_equals_interpolate_and_interleave():
+    """The copy upsampling equals F.interpolate(nearest-exact) of the interleaved frames, for several
+    dtypes, and steps aside where the channels do not fill whole 8-byte words."""
+    from engine.models.wan_vae import _upsample_copy
+
+    g = torch.Generator().manual_seed(3)
+    for dtype, c in ((torch.float32, 6), (torch.bfloat16, 8), (torch.float16, 12)):
+        x = torch.randn(2, 2 * c, 3, 5, 7, generator=g).to(dtype).contiguous(memory_format=torch.channels_last_3d)
+        for k in (1, 2):  # pairs: frame 2t + j is channels [j*C:(j+1)*C] of frame t
+            frames = x.reshape(2, k, 2 * c // k, 3, 5, 7).permute(0, 3, 1, 2, 4, 5).reshape(-1, 2 * c // k, 5, 7)
+            want = torch.nn.functional.interpolate(frames, scale_factor=2.0, mode="nearest-exact")
+            got = _upsample_copy(x, pairs=k == 2)  # [2, C, 3k, 10, 14]
+            assert got.is_contiguous(memory_format=torch.channels_last_3d)
+            assert torch.equal(got.transpose(1, 2).reshape(want.shape), want)
+    bf = torch.randn(1, 6, 2, 3, 3).to(torch.bfloat16)  # 12-byte pixels
+    assert _upsample_copy(bf.contiguous(memory_format=torch.channels_last_3d), pairs=False) is None
+    assert _upsample_copy(torch.randn(1, 8, 2, 3, 3), pairs=False) is None  # not channels-last
+
+
 @pytest.mark.parametrize("static", [False, True])
 def test_frames_per_chunk_changes_chunks_not_values(vae_and_latent, static):
     vae, lat, plain = vae_and_latent
@@ -125,25 +181,54 @@ def test_bench_smoke_runs_every_variant():
 
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_static_cache_slot_streams_like_a_copy(channels_last):
-    """A producer that writes a chunk into CausalCache.slot() (the CUDA RMSNorm+SiLU does) gets
-    the same stream and the same remembered past as a plain chunk, with chunk lengths below,
-    at and above the past's length (the overlapping case included)."""
+    """A producer that writes a chunk into CausalCache.slot() (the CUDA RMSNorm+SiLU does), or a
+    chunk streamed without one, gives the convolution the plain cache's input -- stream plus the
+    zero frames still to pad -- from the first chunk on (the static past starts as those zeros),
+    with chunk lengths below, at and above the past's length (the overlapping case included)."""
+    import torch.nn.functional as F
+
     from engine.models.wan_vae import CausalCache
 
     layer = torch.nn.Identity()
     g = torch.Generator().manual_seed(5)
-    chunks = [torch.randn(1, 3, t, 2, 4, generator=g) for t in (1, 4, 1, 1, 3, 2)]
+    chunks = [torch.randn(1, 3, t, 2, 4, generator=g) for t in (1, 1, 4, 1, 1, 3, 2)]
     if channels_last:
         chunks = [c.to(memory_format=torch.channels_last_3d) for c in chunks]
-    plain, slotted = CausalCache(), CausalCache(FastDecode(static_cache=True))
+    fast = FastDecode(static_cache=True)
+    plain, slotted, copied = CausalCache(), CausalCache(fast), CausalCache(fast)
     for i, c in enumerate(chunks):
-        want, want_pad = plain.stream(layer, c, 2)
-        slot = slotted.slot(layer, c)
-        assert (slot is None) == (i == 0)  # no past before the first chunk
-        x = c if slot is None else slot.copy_(c)
-        got, pad = slotted.stream(layer, x, 2)
-        assert pad == want_pad and torch.equal(got, want)
-        assert torch.equal(slotted.get(layer), plain.get(layer))
-        if slot is not None:  # the slot is the stream's tail: nothing was copied into a new tensor
-            p = got.shape[2] - slot.shape[2]
-            assert slot.data_ptr() == got.data_ptr() + p * got.stride(2) * got.element_size()
+        stream, pad = plain.stream(layer, c, 2)
+        want = F.pad(stream, (0, 0, 0, 0, pad, 0))
+        slotted.slot(layer, c, 2)  # asked twice before the chunk comes: the past moves once
+        slot = slotted.slot(layer, c, 2)
+        got, got_pad = slotted.stream(layer, slot.copy_(c), 2)
+        assert got_pad == 0 and torch.equal(got, want), i
+        # the slot is the stream's tail: nothing was copied into a new tensor
+        p = got.shape[2] - slot.shape[2]
+        assert slot.data_ptr() == got.data_ptr() + p * got.stride(2) * got.element_size()
+        got, got_pad = copied.stream(layer, c, 2)
+        assert got_pad == 0 and torch.equal(got, want), i
+        assert got.is_contiguous(memory_format=torch.channels_last_3d if channels_last else torch.contiguous_format)
+
+
+@pytest.mark.parametrize("fast", [FastDecode(static_cache=True), None])
+def test_fused_residual_block_path_matches_the_plain_decode(vae_and_latent, cudnn_layout, monkeypatch, fast):
+    """The CUDA residual block (convolutions without their biases; the norm adds conv1's, one pass
+    adds conv2's, the shortcut's and the residual) run on the CPU through the kernels' torch
+    fallbacks: the plain decode's values up to float32 summation order."""
+    from engine.models import wan_vae
+
+    _, lat, _ = vae_and_latent
+    vae = loading.build_random_vae(VAEConfig(dim=4), 3).to_channels_last_()
+    for m in vae.modules():  # non-zero biases everywhere, so a dropped or doubled bias shows
+        if isinstance(m, torch.nn.Conv3d) and m.bias is not None:
+            torch.nn.init.normal_(m.bias, std=0.5)
+    with torch.inference_mode():
+        plain = vae.decode(lat)
+        monkeypatch.setattr(wan_vae, "triton_usable", lambda t: True)
+        vae.fast_decode = fast
+        fused = vae.decode(lat)
+    assert isinstance(vae.decoder.upsamples[0].shortcut, torch.nn.Identity)
+    assert any(isinstance(b, wan_vae.ResidualBlock) and isinstance(b.shortcut, wan_vae.CausalConv3d)
+               for b in vae.decoder.upsamples)  # both shortcut kinds ran
+    torch.testing.assert_close(fused, plain, atol=1e-5, rtol=1e-4)

@@ -13,7 +13,7 @@ from kernels.registry import ATTENTION_BACKENDS, LINEAR_BACKENDS, available_back
 
 
 def test_kernel_files_import_and_expose_launchers():
-    for mod in ("kernels.sla", "kernels.int8", "kernels.norms", "kernels.registry"):
+    for mod in ("kernels.sla", "kernels.int8", "kernels.norms", "kernels.vae", "kernels.registry"):
         importlib.import_module(mod)
     for name in ("sla_attention", "sagesla_attention", "sla_reference", "sla_block_map", "selected_blocks"):
         assert callable(getattr(sla, name))
@@ -157,3 +157,21 @@ def test_fused_block_path_matches_plain_block_on_cpu():
         assert (fused - plain).norm() / plain.norm() < 1e-5
         m.to(torch.float64)  # moving/casting re-fuses (the q/k/v tensors stay slices of one)
         assert attn._fused_valid()
+
+
+def test_vae_kernels_fall_back_to_torch_on_cpu():
+    from kernels import vae
+
+    g = torch.Generator().manual_seed(0)
+    y, r = (torch.randn(2, 6, 3, 4, 5, generator=g) for _ in range(2))
+    b, rb = torch.randn(6, generator=g), torch.randn(6, generator=g)
+    expect = (y + b.view(1, -1, 1, 1, 1)) + (r + rb.view(1, -1, 1, 1, 1))
+    out = vae.channel_bias_add(y.clone(), b, r, rb)
+    assert torch.equal(out, expect)
+    assert torch.equal(vae.channel_bias_add(y.clone(), None, r), y + r)
+    into = torch.empty_like(y)
+    assert vae.channel_bias_add(y, b, out=into) is into and torch.equal(into, y + b.view(1, -1, 1, 1, 1))
+    # the VAE norm with a fused bias equals adding the bias first
+    gamma = torch.rand(6, 1, 1, 1, generator=g) + 0.5
+    assert torch.equal(norms.channel_rms_silu(y, gamma, bias=b), norms.channel_rms_silu(y + b.view(1, -1, 1, 1, 1), gamma))
+

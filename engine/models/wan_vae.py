@@ -26,6 +26,7 @@ from torch import nn
 
 from engine.configs import VAEConfig
 from kernels.norms import channel_rms_silu, triton_usable
+from kernels.vae import channel_bias_add
 
 # Per-channel statistics of the Wan2.1 latent space (FORMATS.md section 6; the reference's
 # ``rcm/tokenizers/wan2pt1.py::Wan2pt1VAEInterface``, same numbers as Wan2.1 ``wan/vae.py``).
@@ -53,13 +54,17 @@ class FastDecode:
     """Inference-only decode options (``WanVAE.fast_decode``; used only with autograd off).
 
     Every option gives the plain path's values (``layout``, ``native_upsample``, ``static_cache``:
-    the same operations on the same numbers) or differs by float rounding only (``frames_per_chunk``:
-    the convolutions see longer inputs; ``compile``: Inductor's own kernels).
+    the same operations on the same numbers; ``copy_upsample``: the same values moved) or differs by
+    float rounding only (``frames_per_chunk``: the convolutions see longer inputs; ``compile``:
+    Inductor's own kernels).
     """
 
     layout: bool = True  # keep channels-last 3-D through the time-upsample interleave (one copy, no relayout)
     native_upsample: bool = True  # nearest upsampling in the model dtype (a copy: float32 adds nothing)
-    static_cache: bool = False  # per-layer stream buffers reused chunk to chunk: no cat, no clone, no alloc
+    # channels-last: nearest x2 (and the time interleave before it) as one copy of 8-byte words;
+    # aten's NHWC upsample kernel does 64-bit index arithmetic for every 2-byte element
+    copy_upsample: bool = True
+    static_cache: bool = False  # per-layer stream buffers reused chunk to chunk: no cat, clone, pad or alloc
     frames_per_chunk: int = 1  # latent frames per decoder call after frame 0 (bigger convs, more memory)
     compile: str | None = None  # torch.compile mode for the per-chunk decoder ("default", "max-autotune-no-cudagraphs")
 
@@ -79,7 +84,8 @@ class CausalCache:
     def __init__(self, fast: FastDecode | None = None) -> None:
         self._past: dict[int, torch.Tensor] = {}
         self.fast = fast
-        # static_cache: per layer (key, [B, C, P + T, H, W] buffer); the past is a view of its tail.
+        # static_cache: per layer (key, [B, C, P + T, H, W] buffer); the past is a view of its tail
+        # (of its front once moved there for the next chunk).
         self._bufs: dict[int, tuple[tuple, torch.Tensor]] = {}
         # slots handed out by slot() and not yet consumed by stream()
         self._slots: dict[int, torch.Tensor] = {}
@@ -92,61 +98,101 @@ class CausalCache:
         self._past[id(layer)] = frames.clone()
 
     def stream(self, layer: nn.Module, x: torch.Tensor, t_pad: int) -> tuple[torch.Tensor, int]:
-        """(past frames + x along time, zero frames still to pad in front); remembers the new past."""
+        """(past frames + x along time, zero frames still to pad in front); remembers the new past.
+
+        Static cache: the past is always ``t_pad`` frames (zeros before the first chunk, as the pad
+        would be), so nothing is left to pad and the buffer keeps its shape from the first chunk on."""
         past = self.get(layer)
-        if past is None or past.shape[2] == 0:
-            self.put(layer, x[:, :, -t_pad:])
-            return x, t_pad
-        p = past.shape[2]
         if self.fast is None or not self.fast.static_cache:
+            if past is None or past.shape[2] == 0:
+                self.put(layer, x[:, :, -t_pad:])
+                return x, t_pad
             stream = torch.cat([past, x], dim=2)
             self.put(layer, stream[:, :, -t_pad:])
-            return stream, t_pad - p
+            return stream, t_pad - past.shape[2]
         if self._slots.pop(id(layer), None) is x:  # written in place by the producer: no copies
             buf = self._bufs[id(layer)][1]
         else:
-            buf = self._front(layer, x)
-            buf[:, :, p:].copy_(x)
+            buf = self._front(layer, x, t_pad)
+            buf[:, :, t_pad:].copy_(x)
         self._past[id(layer)] = buf[:, :, -t_pad:]
-        return buf, t_pad - p
+        return buf, 0
 
-    def slot(self, layer: nn.Module, like: torch.Tensor) -> torch.Tensor | None:
+    def slot(self, layer: nn.Module, like: torch.Tensor, t_pad: int | None = None) -> torch.Tensor | None:
         """Static cache: the place where ``layer``'s next input (shaped like ``like``) can be written
         so that :meth:`stream` copies nothing -- the tail of the layer's [past | chunk] buffer, with
-        the past already moved to the front.  None when there is no such place (no static cache,
-        or no past yet: the first chunk)."""
-        if self.fast is None or not self.fast.static_cache:
+        the past (zeros before the first chunk) already in front.  ``t_pad``: the layer's past length
+        (default its ``time_pad``).  None without a static cache."""
+        t_pad = getattr(layer, "time_pad", 0) if t_pad is None else t_pad
+        if self.fast is None or not self.fast.static_cache or t_pad == 0:
             return None
-        past = self.get(layer)
-        if past is None or past.shape[2] == 0:
-            return None
-        view = self._front(layer, like)[:, :, past.shape[2]:]
+        view = self._front(layer, like, t_pad)[:, :, t_pad:]
         self._slots[id(layer)] = view
         return view
 
-    def _front(self, layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        """The layer's [B, C, P + T, H, W] buffer for a chunk like x, its past copied to the front.
-        The past is a view of the previous call's tail (no clone); where tail and front overlap
-        (T < P) it is cloned first."""
+    def _front(self, layer: nn.Module, x: torch.Tensor, t_pad: int) -> torch.Tensor:
+        """The layer's [B, C, t_pad + T, H, W] buffer for a chunk like x, its past in the first
+        ``t_pad`` frames.  The past is a view of the previous call's tail (no clone): it moves to
+        the front T frames at a time, so no copy reads what it writes (T < t_pad overlaps)."""
         past = self.get(layer)
-        p = past.shape[2]
-        key = (p, tuple(x.shape), x.dtype, x.device)
+        key = (t_pad, tuple(x.shape), x.dtype, x.device)
         old = self._bufs.get(id(layer))
         if old is not None and old[0] == key:
             buf = old[1]
-            if x.shape[2] < p:
-                past = past.clone()  # tail and front overlap
-        else:
-            shape = (*x.shape[:2], p + x.shape[2], *x.shape[3:])
-            fmt = torch.channels_last_3d if _is_channels_last(x) else torch.contiguous_format
-            buf = torch.empty(shape, device=x.device, dtype=x.dtype, memory_format=fmt)
-            self._bufs[id(layer)] = (key, buf)
-        buf[:, :, :p].copy_(past)
+            if past.data_ptr() != buf.data_ptr():  # not moved yet (slot() then stream() come here once)
+                step = x.shape[2]
+                for i in range(0, t_pad, step):
+                    n = min(step, t_pad - i)
+                    buf[:, :, i:i + n].copy_(buf[:, :, i + step:i + step + n])
+                self._past[id(layer)] = buf[:, :, :t_pad]
+            return buf
+        shape = (*x.shape[:2], t_pad + x.shape[2], *x.shape[3:])
+        fmt = torch.channels_last_3d if _is_channels_last(x) else torch.contiguous_format
+        buf = torch.empty(shape, device=x.device, dtype=x.dtype, memory_format=fmt)
+        self._bufs[id(layer)] = (key, buf)
+        p = 0 if past is None else past.shape[2]
+        if p < t_pad:
+            buf[:, :, :t_pad - p].zero_()  # before the first chunk: the zeros the pad would add
+        if p:
+            buf[:, :, t_pad - p:t_pad].copy_(past)
+        self._past[id(layer)] = buf[:, :, :t_pad]
         return buf
 
 
 def _is_channels_last(x: torch.Tensor) -> bool:
     return x.dim() == 5 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last_3d)
+
+
+def _words(x: torch.Tensor) -> torch.Tensor | None:
+    """[B, C, T, H, W] channels-last 3-D as int64 words [B, T, H, W, C * itemsize / 8] (the same
+    memory), or None where its channels do not fill whole aligned words (or it is not channels-last)."""
+    if not _is_channels_last(x):
+        return None
+    try:
+        return x.permute(0, 2, 3, 4, 1).view(torch.int64)
+    except RuntimeError:
+        return None
+
+
+def _upsample_copy(x: torch.Tensor, pairs: bool) -> torch.Tensor | None:
+    """Nearest x2 in H and W of a channels-last [B, C, T, H, W] (``pairs``: of [B, 2C, T, H, W] whose
+    channel halves are frames 2t and 2t+1, the time upsampling) -> channels-last [B, C, T', 2H, 2W],
+    T' = 2T with ``pairs``.  One copy of 8-byte words: the values of F.interpolate(mode="nearest-exact")
+    (an output pixel i reads i // 2) and of the interleave.  None where the words do not fit."""
+    src = _words(x)
+    k = 2 if pairs else 1
+    if src is None or src.shape[-1] % k:
+        return None
+    b, c, t, h, w = x.shape
+    out = torch.empty((b, c // k, k * t, 2 * h, 2 * w), device=x.device, dtype=x.dtype,
+                      memory_format=torch.channels_last_3d)
+    dst = _words(out)
+    if dst is None or dst.shape[-1] * k != src.shape[-1]:
+        return None
+    n = dst.shape[-1]
+    src = src.unflatten(-1, (k, n)).permute(0, 1, 4, 2, 3, 5)  # [B, T, k, H, W, n]
+    dst.view(b, t, k, h, 2, w, 2, n).copy_(src[:, :, :, :, None, :, None, :])  # broadcast: each pixel 2 x 2
+    return out
 
 
 class CausalConv3d(nn.Conv3d):
@@ -163,18 +209,20 @@ class CausalConv3d(nn.Conv3d):
         # F.pad order: (w_left, w_right, h_top, h_bottom, t_past, t_future)
         self.space_pad = (pw, pw, ph, ph)
 
-    def forward(self, x: torch.Tensor, cache: CausalCache | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: CausalCache | None = None, bias: bool = True) -> torch.Tensor:
+        """``bias=False``: leave out the bias (the caller adds it in a fused pass of its own)."""
         t_pad = self.time_pad
         if cache is not None and t_pad > 0:
             x, t_pad = cache.stream(self, x, t_pad)
+        b = self.bias if bias else None
         if x.is_cuda:
             # Spatial zero padding inside the convolution (one copy of the chunk fewer).
             if t_pad:
                 x = F.pad(x, (0, 0, 0, 0, t_pad, 0))
             pw, _, ph, _ = self.space_pad
-            return F.conv3d(x, self.weight, self.bias, self.stride, (0, ph, pw))
+            return F.conv3d(x, self.weight, b, self.stride, (0, ph, pw))
         x = F.pad(x, (*self.space_pad, t_pad, 0))
-        return super().forward(x)
+        return F.conv3d(x, self.weight, b, self.stride)
 
 
 # ----------------------------------------------------------------------------------------
@@ -206,17 +254,25 @@ class ResidualBlock(nn.Module):
         )
         self.shortcut = CausalConv3d(in_dim, out_dim, 1) if in_dim != out_dim else nn.Identity()
 
-    def forward(self, x: torch.Tensor, cache: CausalCache) -> torch.Tensor:
-        h = self.shortcut(x)
+    def forward(self, x: torch.Tensor, cache: CausalCache, into: CausalConv3d | None = None) -> torch.Tensor:
+        """``into``: the causal convolution that reads the result next (its cache buffer receives the sum)."""
         if triton_usable(x):
             # CUDA: each RMSNorm + SiLU pair in one pass (float32 inside, one rounding), written
-            # straight into the next convolution's cache buffer where there is one
+            # straight into the next convolution's cache buffer where there is one.  The
+            # convolutions leave out their biases (torch would add each in a pass of its own): the
+            # norm adds conv1's, the residual kernel conv2's and the shortcut's, with torch's roundings.
             r = self.residual
-            x = r[2](channel_rms_silu(x, r[0].gamma, out=cache.slot(r[2], x)), cache)
-            return r[6](channel_rms_silu(x, r[3].gamma, out=cache.slot(r[6], x)), cache) + h
+            conv_h = isinstance(self.shortcut, CausalConv3d)
+            h = self.shortcut(x, bias=False) if conv_h else x
+            y = r[2](channel_rms_silu(x, r[0].gamma, out=cache.slot(r[2], x)), cache, bias=False)
+            y = r[6](channel_rms_silu(y, r[3].gamma, out=cache.slot(r[6], y), bias=r[2].bias), cache, bias=False)
+            out = cache.slot(into, y) if into is not None else None
+            return channel_bias_add(y, r[6].bias, h, self.shortcut.bias if conv_h else None, out=out)
+        h = self.shortcut(x)
         for layer in self.residual:
             x = layer(x, cache) if isinstance(layer, CausalConv3d) else layer(x)
-        return x + h
+        out = cache.slot(into, x) if into is not None else None
+        return x + h if out is None else torch.add(x, h, out=out)
 
 
 class AttentionBlock(nn.Module):
@@ -238,7 +294,9 @@ class AttentionBlock(nn.Module):
         x = x.squeeze(1).transpose(1, 2).reshape(b * t, c, h, w)
         x = self.proj(x)
         x = x.reshape(b, t, c, h, w).permute(0, 2, 1, 3, 4)
-        return x + identity
+        # identity first: the sum takes its layout (channels-last 3-D in the CUDA engine), not the
+        # 1x1 convolution's (cuDNN runs these in NCHW: neither input strides nor weight say NHWC)
+        return identity + x
 
 
 class Resample(nn.Module):
@@ -261,6 +319,9 @@ class Resample(nn.Module):
 
     def forward(self, x: torch.Tensor, cache: CausalCache) -> torch.Tensor:
         b, c, t, h, w = x.shape
+        fast = cache.fast
+        copy_up = fast is not None and fast.copy_upsample and self.mode.startswith("upsample")
+        up = None  # [B, C, T, 2H, 2W] when the spatial upsampling is done as a copy
         # 1. time upsampling (decoder).  The very first chunk passes through unchanged (one
         # latent frame -> one video frame); the reference then restarts the time conv from
         # zeros, so the first chunk never enters its past: an empty past marks "started".
@@ -269,28 +330,41 @@ class Resample(nn.Module):
                 cache.put(self.time_conv, x[:, :, :0])
             else:
                 x = self.time_conv(x, cache)  # [B, 2C, T, H, W]
-                pairs = x.reshape(b, 2, c, t, h, w).permute(0, 2, 3, 1, 4, 5)  # [B, C, T, 2, H, W]
-                if cache.fast is not None and cache.fast.layout and _is_channels_last(x):
-                    # one copy straight into a channels-last result (reshape would copy into the
-                    # contiguous layout, and the next convolution would convert it back)
-                    out = torch.empty((b, c, 2 * t, h, w), device=x.device, dtype=x.dtype,
-                                      memory_format=torch.channels_last_3d)
-                    out.view(b, c, t, 2, h, w).copy_(pairs)
-                    x = out
-                else:
-                    x = pairs.reshape(b, c, 2 * t, h, w)
+                # copy_upsample: the interleave and the spatial upsampling below in one copy
+                up = _upsample_copy(x, pairs=True) if copy_up else None
+                if up is None:
+                    pairs = x.reshape(b, 2, c, t, h, w).permute(0, 2, 3, 1, 4, 5)  # [B, C, T, 2, H, W]
+                    if fast is not None and fast.layout and _is_channels_last(x):
+                        # one copy straight into a channels-last result (reshape would copy into the
+                        # contiguous layout, and the next convolution would convert it back)
+                        out = torch.empty((b, c, 2 * t, h, w), device=x.device, dtype=x.dtype,
+                                          memory_format=torch.channels_last_3d)
+                        out.view(b, c, t, 2, h, w).copy_(pairs)
+                        x = out
+                    else:
+                        x = pairs.reshape(b, c, 2 * t, h, w)
                 t = 2 * t
 
         # 2. spatial resampling, frame by frame  [B*T, C, H, W]
-        x = x.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
-        if self.mode.startswith("upsample"):
-            if cache.fast is not None and cache.fast.native_upsample:
-                # nearest only copies values: the model dtype gives the float32 path's numbers
-                x = F.interpolate(x, scale_factor=2.0, mode="nearest-exact")
-            else:
-                # in float32, as the reference's Upsample does
-                x = F.interpolate(x.float(), scale_factor=2.0, mode="nearest-exact").type_as(x)
-        x = self.resample(x)
+        if copy_up and up is None:
+            up = _upsample_copy(x, pairs=False)
+        if up is not None:
+            x = up.permute(0, 2, 1, 3, 4).reshape(b * t, c, 2 * h, 2 * w)
+        else:
+            x = x.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
+            if self.mode.startswith("upsample"):
+                if fast is not None and fast.native_upsample:
+                    # nearest only copies values: the model dtype gives the float32 path's numbers
+                    x = F.interpolate(x, scale_factor=2.0, mode="nearest-exact")
+                else:
+                    # in float32, as the reference's Upsample does
+                    x = F.interpolate(x.float(), scale_factor=2.0, mode="nearest-exact").type_as(x)
+        conv = self.resample[1]
+        if fast is not None and copy_up and triton_usable(x):
+            # the bias in one vectorized pass (torch's add_ after cuDNN is ~2x slower on channels-last)
+            x = channel_bias_add(F.conv2d(x, conv.weight, None, conv.stride, conv.padding), conv.bias)
+        else:
+            x = self.resample(x)
         x = x.reshape(b, t, *x.shape[1:]).permute(0, 2, 1, 3, 4)
 
         # 3. time downsampling (encoder): stride-2 conv over [last frame of the previous
@@ -314,7 +388,14 @@ def _run(layers: nn.Sequential, x: torch.Tensor, cache: CausalCache) -> torch.Te
             nxt = layers[i + 2] if i + 2 < len(layers) else None
             slot = cache.slot(nxt, x) if isinstance(nxt, CausalConv3d) else None
             x, skip_silu = channel_rms_silu(x, layer.gamma, out=slot), True
-        elif isinstance(layer, (ResidualBlock, AttentionBlock, Resample, CausalConv3d)):
+        elif isinstance(layer, ResidualBlock):
+            # a time upsampling next (past its first chunk): the block's sum goes straight into the
+            # time convolution's cache buffer
+            nxt = layers[i + 1] if i + 1 < len(layers) else None
+            into = (nxt.time_conv if isinstance(nxt, Resample) and nxt.mode == "upsample3d"
+                    and cache.get(nxt.time_conv) is not None else None)
+            x = layer(x, cache, into)
+        elif isinstance(layer, (AttentionBlock, Resample, CausalConv3d)):
             x = layer(x, cache)
         else:
             x = layer(x)
