@@ -8,7 +8,8 @@ and small awkward lengths.  Tolerances (relative L2 error unless said otherwise)
 * SageSLA (int8 Q·K^T): 3e-2;
 * int8 quantization: bit-exact int8 values and scales; int8 GEMM / linear: within 1 bf16 ulp of
   the pre-bias output plus the bias add's rounding (FMA vs multiply-then-add accumulation);
-* norms, bf16 out: |diff| <= 1.6e-2 (|ref| + 1) (one bf16 ulp plus float32 reduction order).
+* norms, bf16 out: |diff| <= 1.6e-2 (|ref| + 1) (one bf16 ulp plus float32 reduction order);
+* VAE bias / residual adds: bit-exact (the same roundings as torch's adds).
 """
 
 from __future__ import annotations
