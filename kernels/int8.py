@@ -20,17 +20,7 @@ from __future__ import annotations
 
 import torch
 
-try:  # CPU-only machines may lack triton; the references still work there.
-    import triton
-    import triton.language as tl
-    from triton.language.extra import libdevice
-
-    HAS_TRITON = True
-except ImportError:  # pragma: no cover - depends on the machine
-    triton = None
-    tl = None
-    libdevice = None
-    HAS_TRITON = False
+from kernels._triton import HAS_TRITON, libdevice, tl, triton
 
 TILE = 128  # the reference's quantization tile and GEMM K tile
 

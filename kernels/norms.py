@@ -15,15 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-try:  # CPU-only machines may lack triton; the references still work there.
-    import triton
-    import triton.language as tl
-
-    HAS_TRITON = True
-except ImportError:  # pragma: no cover - depends on the machine
-    triton = None
-    tl = None
-    HAS_TRITON = False
+from kernels._triton import HAS_TRITON, tl, triton
 
 
 def layer_norm_modulate_reference(

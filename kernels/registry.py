@@ -91,8 +91,9 @@ def reference_only():
     import kernels.int8
     import kernels.norms
     import kernels.sla
+    import kernels.vae
 
-    mods = (kernels.int8, kernels.norms, kernels.sla)
+    mods = (kernels.int8, kernels.norms, kernels.sla, kernels.vae)
     saved = [m.HAS_TRITON for m in mods]
     try:
         for m in mods:

@@ -41,22 +41,14 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-try:  # CPU-only machines may lack triton; the references still work there.
-    import triton
-    import triton.language as tl
-    from triton.language.extra import libdevice
+from kernels._triton import HAS_TRITON, libdevice, tl, triton
 
-    HAS_TRITON = True
+TensorDescriptor = None
+if HAS_TRITON:
     try:  # host-side TMA descriptors (Triton >= 3.3); without them the pointer kernel runs
         from triton.tools.tensor_descriptor import TensorDescriptor
     except ImportError:  # pragma: no cover - depends on the Triton version
-        TensorDescriptor = None
-except ImportError:  # pragma: no cover - depends on the machine
-    triton = None
-    tl = None
-    libdevice = None
-    TensorDescriptor = None
-    HAS_TRITON = False
+        pass
 
 BLKQ = 128  # query block rows (reference SparseLinearAttention(BLKQ=128, BLKK=64))
 BLKK = 64  # key block rows

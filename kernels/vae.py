@@ -18,15 +18,7 @@ from __future__ import annotations
 
 import torch
 
-try:  # CPU-only machines may lack triton; the references still work there.
-    import triton
-    import triton.language as tl
-
-    HAS_TRITON = True
-except ImportError:  # pragma: no cover - depends on the machine
-    triton = None
-    tl = None
-    HAS_TRITON = False
+from kernels._triton import HAS_TRITON, tl, triton
 
 
 def _bias_view(bias: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

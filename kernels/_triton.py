@@ -1,0 +1,21 @@
+"""Triton where it imports: ``triton``, ``tl``, ``libdevice`` and ``HAS_TRITON`` for the kernel files.
+
+CPU-only machines may lack triton; there the names are None and every launcher runs its
+plain-torch reference.  Nothing compiles at import.
+"""
+
+from __future__ import annotations
+
+try:
+    import triton
+    import triton.language as tl
+    from triton.language.extra import libdevice
+
+    HAS_TRITON = True
+except ImportError:  # pragma: no cover - depends on the machine
+    triton = None
+    tl = None
+    libdevice = None
+    HAS_TRITON = False
+
+__all__ = ["HAS_TRITON", "libdevice", "tl", "triton"]
