@@ -33,7 +33,6 @@ from engine.train.analyze import analyze, confusion, confusion_markdown, score  
 from engine.train.evaluate import contexts_for, generate, held_out, score_frames  # noqa: E402
 from engine.train.world import MOTIONS, render  # noqa: E402
 from engine.video import to_uint8_frames  # noqa: E402
-from kernels.int8 import TILE  # noqa: E402
 
 ASSETS = Path(__file__).resolve().parents[1] / "engine" / "assets"
 SIZE = 192  # the tiny model's clips: 192 x 192, 9 frames
@@ -110,13 +109,6 @@ def main(argv=None) -> int:
     if a.rows:
         wanted = a.rows.split(",")
         rows = [r for r in rows if r.name in wanted]
-    widths = (p.dit.dim, p.dit.ffn_dim)
-    if any(w % TILE for w in widths):  # e.g. the training preset tiny-w192d6
-        skipped = [r.name for r in rows if r.quant]
-        rows = [r for r in rows if not r.quant]
-        if skipped:
-            print(f"skipped {', '.join(skipped)}: the int8 GEMM needs in_features divisible by {TILE}, "
-                  f"and {a.model} has DiT widths {widths}", flush=True)
 
     results, confusions = {}, {}
     ref = [to_uint8_frames(v.numpy()) for v in render(specs)]

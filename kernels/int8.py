@@ -49,16 +49,15 @@ def quantize_blockwise_reference(x: torch.Tensor) -> tuple[torch.Tensor, torch.T
 def int8_gemm_reference(
     x_q: torch.Tensor, x_scale: torch.Tensor, w_q: torch.Tensor, w_scale: torch.Tensor
 ) -> torch.Tensor:
-    """Block-scaled int8 GEMM: x_q [M, K] int8, w_q [N, K] int8 -> float32 [M, N]."""
+    """Block-scaled int8 GEMM: x_q [M, K] int8, w_q [N, K] int8 -> float32 [M, N].  A K that is not a
+    multiple of 128 ends in a partial tile (the quantization's zero padding adds nothing to it)."""
     M, K = x_q.shape
     N = w_q.shape[0]
-    if K % TILE:
-        raise ValueError(f"int8 GEMM needs in_features divisible by {TILE}, got {K}")
     out = torch.zeros(M, N, dtype=torch.float32, device=x_q.device)
     rows = torch.arange(M, device=x_q.device) // TILE
     cols = torch.arange(N, device=x_q.device) // TILE
-    for t in range(K // TILE):
-        ks = slice(t * TILE, (t + 1) * TILE)
+    for t in range(-(-K // TILE)):
+        ks = slice(t * TILE, min(K, (t + 1) * TILE))
         # Products of int8 values summed over 128 terms stay below 2^24, so float32 is exact.
         dot = x_q[:, ks].float() @ w_q[:, ks].float().T
         out += dot * (x_scale[rows, t][:, None] * w_scale[cols, t][None, :])
@@ -105,17 +104,30 @@ if HAS_TRITON:
         tl.store(XS + pid_r * NC + pid_c, amax / 128.0)
 
     @triton.jit
+    def _load_ab(a_ptr, b_ptr, mask_m, mask_n, offs_k, k_left, EVEN_K: tl.constexpr):
+        """One K tile of A and B (columns at or past ``k_left`` read as 0 unless EVEN_K)."""
+        if EVEN_K:
+            a = tl.load(a_ptr, mask=mask_m[:, None], other=0)
+            b = tl.load(b_ptr, mask=mask_n[:, None], other=0)
+        else:
+            kmask = (offs_k < k_left)[None, :]
+            a = tl.load(a_ptr, mask=mask_m[:, None] & kmask, other=0)
+            b = tl.load(b_ptr, mask=mask_n[:, None] & kmask, other=0)
+        return a, b
+
+    @triton.jit
     def _int8_gemm_kernel(
         A, B, Cout, AS, BS, BIAS,
-        M, N, NKT,
+        M, N, K, NKT,
         stride_am, stride_bn, stride_cm,
         HAS_BIAS: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-        BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
+        BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr, EVEN_K: tl.constexpr = True,
     ):
         """Cout[M, N] = cast(sum_t int32(A_t @ B_t^T) * (AS[m/128, t] * BS[n/128, t])) + bias.
 
         A [M, K] int8, B [N, K] int8 (the linear weight), AS [ceil(M/128), NKT],
-        BS [ceil(N/128), NKT] float32.  BLOCK_K == 128, BLOCK_M in (64, 128), BLOCK_N % 128 == 0."""
+        BS [ceil(N/128), NKT] float32.  BLOCK_K == 128, BLOCK_M in (64, 128), BLOCK_N % 128 == 0.
+        Without EVEN_K the last K tile is partial: its columns past K load as 0."""
         pid = tl.program_id(0)
         num_m = tl.cdiv(M, BLOCK_M)
         num_n = tl.cdiv(N, BLOCK_N)
@@ -139,8 +151,7 @@ if HAS_TRITON:
             # scales, as BLOCK_N = 256 needs, made the 1.3B up-projection 25% slower on an H100.)
             bs_ptr = BS + pid_n * NKT
             for t in range(0, NKT):
-                a = tl.load(a_ptr, mask=mask_m[:, None], other=0)
-                b = tl.load(b_ptr, mask=mask_n[:, None], other=0)
+                a, b = _load_ab(a_ptr, b_ptr, mask_m, mask_n, offs_k, K - t * BLOCK_K, EVEN_K)
                 d = tl.dot(a, tl.trans(b), out_dtype=tl.int32)
                 acc += d.to(tl.float32) * (tl.load(as_ptr + t) * tl.load(bs_ptr + t))  # x_s * w_s
                 a_ptr += BLOCK_K
@@ -148,8 +159,7 @@ if HAS_TRITON:
         else:
             bs_ptr = BS + (offs_n // 128) * NKT
             for t in range(0, NKT):
-                a = tl.load(a_ptr, mask=mask_m[:, None], other=0)
-                b = tl.load(b_ptr, mask=mask_n[:, None], other=0)
+                a, b = _load_ab(a_ptr, b_ptr, mask_m, mask_n, offs_k, K - t * BLOCK_K, EVEN_K)
                 d = tl.dot(a, tl.trans(b), out_dtype=tl.int32)
                 s = tl.load(as_ptr + t) * tl.load(bs_ptr + t, mask=mask_n, other=0.0)  # x_s * w_s
                 acc += d.to(tl.float32) * s[None, :]
@@ -206,8 +216,6 @@ def int8_gemm_triton(
     num_warps, num_stages = num_warps or cfg[2], num_stages or cfg[3]
     M, K = x_q.shape
     N = w_q.shape[0]
-    if K % TILE:
-        raise ValueError(f"int8 GEMM needs in_features divisible by {TILE}, got {K}")
     assert block_m in (64, 128) and block_n % TILE == 0, (block_m, block_n)
     x_q, w_q = x_q.contiguous(), w_q.contiguous()
     x_scale, w_scale = x_scale.contiguous(), w_scale.contiguous()
@@ -215,8 +223,9 @@ def int8_gemm_triton(
     grid = (triton.cdiv(M, block_m) * triton.cdiv(N, block_n),)
     _int8_gemm_kernel[grid](
         x_q, w_q, out, x_scale, w_scale, bias if bias is not None else out,
-        M, N, K // TILE, x_q.stride(0), w_q.stride(0), out.stride(0),
+        M, N, K, triton.cdiv(K, TILE), x_q.stride(0), w_q.stride(0), out.stride(0),
         HAS_BIAS=bias is not None, BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=TILE, GROUP_M=group_m,
+        EVEN_K=K % TILE == 0,
         num_warps=num_warps, num_stages=num_stages,
     )
     return out
@@ -233,7 +242,7 @@ def int8_linear(
     x: torch.Tensor, w_q: torch.Tensor, w_scale: torch.Tensor, bias: torch.Tensor | None
 ) -> torch.Tensor:
     """W8A8 linear; the Triton kernels on CUDA, the reference elsewhere."""
-    if triton_usable(x) and x.dtype in (torch.float16, torch.bfloat16) and x.shape[-1] % TILE == 0:
+    if triton_usable(x) and x.dtype in (torch.float16, torch.bfloat16):
         shape = x.shape
         x_q, x_s = quantize_blockwise_triton(x.reshape(-1, shape[-1]))
         b = None if bias is None else bias.to(x.dtype).contiguous()

@@ -175,3 +175,22 @@ def test_vae_kernels_fall_back_to_torch_on_cpu():
     gamma = torch.rand(6, 1, 1, 1, generator=g) + 0.5
     assert torch.equal(norms.channel_rms_silu(y, gamma, bias=b), norms.channel_rms_silu(y + b.view(1, -1, 1, 1, 1), gamma))
 
+
+
+def test_int8_gemm_takes_widths_that_are_not_tile_multiples():
+    # A K of 192 or 576 (the tiny-w192d6 DiT) ends in a partial 128-wide tile: the GEMM sums it as
+    # the quantization's zero padding implies, i.e. the dequantized product.
+    g = torch.Generator().manual_seed(5)
+    for K, N in ((192, 576), (576, 192)):
+        x = torch.randn(3, 70, K, generator=g)
+        w, b = torch.randn(N, K, generator=g) / K**0.5, torch.randn(N, generator=g)
+        w_q, w_s = i8.quantize_weight(w)
+        x_q, x_s = i8.quantize_blockwise_reference(x.reshape(-1, K))
+
+        def deq(q, s):
+            return q.double() * s.double()[torch.arange(q.shape[0]) // 128][:, torch.arange(q.shape[1]) // 128]
+
+        want = deq(x_q, x_s) @ deq(w_q, w_s).T + b.double()
+        y = i8.int8_linear(x, w_q, w_s, b)
+        assert y.shape == (3, 70, N)
+        assert torch.allclose(y.reshape(-1, N).double(), want, rtol=1e-5, atol=1e-4)

@@ -186,7 +186,7 @@ def test_int8_quant_bit_exact(R, C):
 
 
 @pytest.mark.parametrize("M,K,N", [
-    (300, 256, 384), (1000, 1536, 1536),
+    (300, 256, 384), (1000, 1536, 1536), (300, 192, 576), (1000, 576, 192),  # tiny-w192d6: partial K tile
     (32760, 1536, 8960), (32760, 8960, 1536),  # Wan 1.3B FFN
     (32760, 5120, 13824), (32760, 13824, 5120),  # Wan 14B FFN
 ])
@@ -215,7 +215,7 @@ def test_int8_linear_matches_reference(M, K, N, with_bias):
     assert _rel(y, dense) < 2e-2
 
 
-@pytest.mark.parametrize("M,K,N", [(300, 256, 384), (4100, 1536, 8960)])
+@pytest.mark.parametrize("M,K,N", [(300, 256, 384), (4100, 1536, 8960), (700, 576, 192)])
 def test_int8_gemm_launch_variants_bit_equal(M, K, N):
     # Every tile shape sums the same per-K-tile products in the same order: identical outputs,
     # whether the weight scale is a scalar (BLOCK_N 128) or a per-column vector (256).
