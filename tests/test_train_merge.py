@@ -111,3 +111,40 @@ def test_training_only_presets_share_tiny_vae_and_text_and_merge_quant(tmp_path)
 
     with pytest.raises(CheckpointError, match="dim 128"):  # the tiny preset does not take this file
         loading.load_dit(out, tiny.dit, attention="sla", dtype=torch.float32)
+
+
+def test_install_float16_halves_the_files_and_reloads(tmp_path):
+    """``install --dtype float16``: float tensors stored in float16 (int8 scales stay float32), and
+    the shipped-model loaders read the files back into the float32 engine with float16 rounding."""
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    from engine.train.cli import ASSET_FILES, main
+
+    assets = Path(loading.__file__).resolve().parent / "assets"
+    run = tmp_path / "run"
+    run.mkdir()
+    for src, dst in ASSET_FILES.items():  # the shipped files, under their run names
+        (run / src).write_bytes((assets / dst).read_bytes())
+    out = tmp_path / "assets"
+    assert main(["install", str(run), "--dtype", "float16", "--no-teacher", "--assets", str(out)]) == 0
+    assert not (out / "bench").exists()
+    for dst in ("tiny_dit.safetensors", "tiny_dit-sla-quant.safetensors", "tiny_vae.safetensors"):
+        half, full = load_file(str(out / dst)), load_file(str(assets / dst))
+        assert half.keys() == full.keys()
+        for k, t in full.items():
+            if k.endswith(".scale") or not t.is_floating_point():
+                assert torch.equal(half[k], t), k
+            else:
+                assert half[k].dtype == torch.float16 and torch.equal(half[k], t.half()), k
+    assert (out / "tiny_dit.safetensors").stat().st_size < 0.55 * (assets / "tiny_dit.safetensors").stat().st_size
+    p = get_preset("tiny")
+    a = loading.load_dit(assets / "tiny_dit.safetensors", p.dit, attention="original", dtype=torch.float32)
+    b = loading.load_dit(out / "tiny_dit.safetensors", p.dit, attention="original", dtype=torch.float32)
+    x, t, ctx = _dit_inputs(p.dit)
+    with torch.no_grad():
+        ya, yb = a(x, t, ctx), b(x, t, ctx)
+    assert ((ya - yb).norm() / ya.norm()).item() < 5e-3
+    # a run folder missing its files is refused with the reason
+    assert main(["install", str(tmp_path / "nothing"), "--assets", str(out)]) == 2

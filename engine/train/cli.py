@@ -3,7 +3,7 @@
     python -m engine.train all --out runs/tiny --device cuda          # every phase, in order
     python -m engine.train text|vae|teacher|student|sla --out runs/tiny  # one phase (resumes)
     python -m engine.train merge BASE TUNED PRETRAINED OUT [--quant]   # base + (tuned - pretrained)
-    python -m engine.train install runs/tiny                           # copy into engine/assets
+    python -m engine.train install runs/tiny [--dtype float16] [--no-teacher]   # into engine/assets
     python -m engine.train sheet docs/tiny.png "a red circle moving left on a blue background"
 
 Each phase stops at ``--<phase>-steps`` or ``--<phase>-seconds``, whichever comes first,
@@ -33,6 +33,43 @@ ASSET_FILES = {  # run file -> engine/assets name (the shipped model, then the b
     "teacher.safetensors": "bench/tiny_teacher.safetensors",
     "guidance.json": "bench/tiny_guidance.json",
 }
+
+
+def install(run: Path, assets: Path, dtype: str = "float32", teacher: bool = True) -> list[str]:
+    """Copy a run's shipped files into ``assets`` (:data:`ASSET_FILES`); returns what was written.
+
+    ``dtype="float16"`` stores the float tensors of the safetensors files in float16 (half the
+    package size; the loaders cast each tensor to the model's dtype), except the int8 layers'
+    ``scale`` tensors, which the layout keeps in float32.  ``teacher=False`` leaves out the
+    benchmark's teacher and guidance scale (``bench/quality.py --run`` still reads them from a run)."""
+    import torch
+    from safetensors.torch import load_file
+
+    from engine.train.common import save_safetensors
+
+    if dtype not in ("float32", "float16"):
+        raise ValueError(f"install --dtype: float32 or float16, got {dtype!r}")
+    missing = [src for src in ASSET_FILES if not (run / src).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{run} lacks {', '.join(missing)}: run the training phases first")
+    done = []
+    for src, dst in ASSET_FILES.items():
+        if not teacher and dst.startswith("bench/"):
+            continue
+        target = assets / dst
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if dtype == "float16" and src.endswith(".safetensors"):
+            sd = load_file(str(run / src))
+            for k, t in sd.items():
+                if t.is_floating_point() and not k.endswith(".scale"):
+                    if t.abs().max().item() > torch.finfo(torch.float16).max:
+                        raise ValueError(f"{run / src}: {k} exceeds the float16 range; install with --dtype float32")
+                    sd[k] = t.to(torch.float16)
+            save_safetensors(sd, target)
+        else:
+            shutil.copyfile(run / src, target)
+        done.append(f"{run / src} -> {target}")
+    return done
 
 
 def _phase(name: str, a) -> None:
@@ -92,6 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sla-rest-lr", type=float, default=0.1,
                     help="sla: learning rate of the weights other than proj_l, as a fraction of proj_l's")
     ap.add_argument("--quant", action="store_true", help="merge: write the -quant layout")
+    ap.add_argument("--dtype", default="float32", choices=("float32", "float16"),
+                    help="install: storage dtype of the float tensors (float16 halves the package)")
+    ap.add_argument("--no-teacher", action="store_true", help="install: leave out the benchmark's teacher")
+    ap.add_argument("--assets", type=Path, default=None, help="install: target folder (default engine/assets)")
     for ph in PHASES:
         ap.add_argument(f"--{ph}-steps", type=int, default=None)
         ap.add_argument(f"--{ph}-seconds", type=float, default=None)
@@ -115,11 +156,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if a.command == "install":
         run = Path(a.args[0]) if a.args else a.out
-        assets = Path(__file__).resolve().parents[1] / "assets"
-        for src, dst in ASSET_FILES.items():
-            (assets / dst).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(run / src, assets / dst)
-            print(f"{run / src} -> {assets / dst}")
+        assets = a.assets or Path(__file__).resolve().parents[1] / "assets"
+        try:
+            print("\n".join(install(run, assets, a.dtype, teacher=not a.no_teacher)))
+        except (FileNotFoundError, ValueError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         return 0
     a.out.mkdir(parents=True, exist_ok=True)
     for ph in PHASES if a.command == "all" else (a.command,):
