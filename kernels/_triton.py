@@ -9,13 +9,18 @@ from __future__ import annotations
 try:
     import triton
     import triton.language as tl
-    from triton.language.extra import libdevice
 
     HAS_TRITON = True
 except ImportError:  # pragma: no cover - depends on the machine
     triton = None
     tl = None
-    libdevice = None
     HAS_TRITON = False
+
+libdevice = None  # int8's and SLA's rounding (rint); without it those two files run their references
+if HAS_TRITON:
+    try:
+        from triton.language.extra import libdevice
+    except ImportError:  # pragma: no cover - depends on the Triton build
+        pass
 
 __all__ = ["HAS_TRITON", "libdevice", "tl", "triton"]

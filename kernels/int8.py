@@ -10,10 +10,11 @@ This file holds, in order: the plain-torch references, the Triton kernels (defin
 ``import triton`` works; nothing compiles at import) and the public launchers.
 
 Fast path (CUDA + Triton): ``_quant_tile_kernel`` (one program per 128x128 tile, the exact rule:
-IEEE ``128 / amax``, round half to even, saturate) and ``_int8_gemm_kernel`` (BLOCK_M = 128 rows
-= one activation scale row, BLOCK_N a multiple of 128, BLOCK_K = 128 = one scale column: per K
-tile an int8 x int8 -> int32 dot, converted to float32 and multiplied by the product of the two
-scales, accumulated in float32; the cast to the output dtype and the bias add in the epilogue).
+IEEE ``128 / amax``, round half to even, saturate) and ``_int8_gemm_kernel`` (BLOCK_M = 128 or 64
+rows, within one activation scale row; BLOCK_N a multiple of 128; BLOCK_K = 128 = one scale column:
+per K tile an int8 x int8 -> int32 dot, converted to float32 and multiplied by the product of the
+two scales, accumulated in float32; the cast to the output dtype and the bias add in the epilogue).
+A K that is not a multiple of 128 ends in a partial tile, read with a mask.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from __future__ import annotations
 import torch
 
 from kernels._triton import HAS_TRITON, libdevice, tl, triton
+
+HAS_TRITON = HAS_TRITON and libdevice is not None  # the quantization's rint
 
 TILE = 128  # the reference's quantization tile and GEMM K tile
 

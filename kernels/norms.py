@@ -387,9 +387,11 @@ def channel_rms_silu(x: torch.Tensor, gamma: torch.Tensor, out: torch.Tensor | N
     T, H, W flatten to one stride, e.g. the slot of a causal-cache buffer the next convolution
     reads (:meth:`engine.models.wan_vae.CausalCache.slot`).  ``bias`` [C]: normalise ``x + bias``
     (the bias of the convolution that produced x, added here instead of in a pass of its own)."""
-    if bias is not None and not (triton_usable(x) and x.dim() == 5):
-        x = x + bias.to(x.dtype).view(1, -1, *([1] * (x.dim() - 2)))
-        bias = None
+    if bias is not None:
+        bias = bias.to(x.dtype).contiguous()  # added as a separate add would: in x's dtype
+        if not (triton_usable(x) and x.dim() == 5):
+            x = x + bias.view(1, -1, *([1] * (x.dim() - 2)))
+            bias = None
     if triton_usable(x) and x.dim() == 5:
         B, C = x.shape[:2]
         S = x.shape[2] * x.shape[3] * x.shape[4]

@@ -43,6 +43,8 @@ import torch.nn.functional as F
 
 from kernels._triton import HAS_TRITON, libdevice, tl, triton
 
+HAS_TRITON = HAS_TRITON and libdevice is not None  # SageSLA's rint
+
 TensorDescriptor = None
 if HAS_TRITON:
     try:  # host-side TMA descriptors (Triton >= 3.3); without them the pointer kernel runs

@@ -100,9 +100,13 @@ def channel_bias_add(
     y's dtype as torch's would.  y, residual, out: [B, C, ...] of one shape and dtype, any layout
     whose trailing dims flatten to one stride (contiguous or channels-last)."""
     target = y if out is None else out
-    if residual is not None and (residual.shape != y.shape or residual.dtype != y.dtype):
-        raise ValueError(f"channel_bias_add: residual {tuple(residual.shape)} {residual.dtype} does not match "
-                         f"y {tuple(y.shape)} {y.dtype}")
+    for name, t in (("residual", residual), ("out", out)):
+        if t is not None and (t.shape != y.shape or t.dtype != y.dtype):
+            raise ValueError(f"channel_bias_add: {name} {tuple(t.shape)} {t.dtype} does not match "
+                             f"y {tuple(y.shape)} {y.dtype}")
+    # the kernel adds the biases as the reference does: rounded to y's dtype first
+    bias = None if bias is None else bias.to(y.dtype).contiguous()
+    residual_bias = None if residual_bias is None else residual_bias.to(y.dtype).contiguous()
     strides = [_bcs(t) for t in (y, residual if residual is not None else y, target)]
     if triton_usable(y) and y.dim() >= 3 and None not in strides and y.shape[1] <= 1024:
         B, C = y.shape[:2]

@@ -176,7 +176,6 @@ def test_vae_kernels_fall_back_to_torch_on_cpu():
     assert torch.equal(norms.channel_rms_silu(y, gamma, bias=b), norms.channel_rms_silu(y + b.view(1, -1, 1, 1, 1), gamma))
 
 
-
 def test_int8_gemm_takes_widths_that_are_not_tile_multiples():
     # A K of 192 or 576 (the tiny-w192d6 DiT) ends in a partial 128-wide tile: the GEMM sums it as
     # the quantization's zero padding implies, i.e. the dequantized product.
@@ -194,3 +193,34 @@ def test_int8_gemm_takes_widths_that_are_not_tile_multiples():
         y = i8.int8_linear(x, w_q, w_s, b)
         assert y.shape == (3, 70, N)
         assert torch.allclose(y.reshape(-1, N).double(), want, rtol=1e-5, atol=1e-4)
+
+
+def test_int8_gemm_kernel_partial_k_tile_in_the_triton_interpreter():
+    """The GEMM kernel itself (not only its reference) on a partial last K tile, run by Triton's
+    CPU interpreter in a subprocess (the interpreter is chosen when the kernels are defined)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import pytest
+
+    pytest.importorskip("triton")
+    code = """
+import torch
+from kernels import int8 as i8
+g = torch.Generator().manual_seed(0)
+for M, K, N in ((70, 192, 130), (40, 576, 192)):
+    x_q, x_s = i8.quantize_blockwise_reference(torch.randn(M, K, generator=g))
+    w_q, w_s = i8.quantize_blockwise_reference(torch.randn(N, K, generator=g))
+    ref = i8.int8_gemm_reference(x_q, x_s, w_q, w_s)
+    for bm, bn in ((128, 128), (64, 128), (128, 256)):
+        y = i8.int8_gemm_triton(x_q, x_s, w_q, w_s, None, torch.float32, block_m=bm, block_n=bn,
+                                num_warps=4, num_stages=2)
+        assert torch.equal(y, ref), (M, K, N, bm, bn)
+print("ok")
+"""
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": str(root)}
+    r = subprocess.run([sys.executable, "-c", code], env=env, cwd=root, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]

@@ -287,10 +287,11 @@ def test_forward_only_kernels_step_aside_for_tensors_that_need_gradients():
     """Training runs through the same modules: where autograd needs a tensor's gradient the
     Triton paths (which have no backward) must hand over to the differentiable references."""
     import engine.models.wan_vae as wan_vae
+    from kernels import vae
 
     x = torch.randn(4, 128, device="cuda")
     w = x.clone().requires_grad_(True)
-    for mod in (norms, sla, i8, wan_vae):
+    for mod in (norms, sla, i8, vae, wan_vae):
         assert mod.triton_usable(x) is True
         assert mod.triton_usable(w) is False
         with torch.no_grad():

@@ -71,8 +71,10 @@ def test_streaming_turn_writes_the_same_frames(tmp_path):
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_static_cache_decode_equals_the_plain_fast_decode(channels_last):
     """FastDecode(static_cache=True) -- RMSNorm+SiLU written straight into the next convolution's
-    cache buffer -- gives the FastDecode() values bit for bit (same operations on the same numbers;
-    cuDNN pinned to deterministic algorithms so both runs use the same kernels)."""
+    cache buffer -- and FastDecode() give the values of FastDecode(copy_upsample=False) -- torch's
+    upsampling, and torch adding the bias of the convolution after it -- bit for bit (same
+    operations on the same numbers; cuDNN pinned to deterministic algorithms so every run uses the
+    same kernels)."""
     from engine import loading
     from engine.configs import VAEConfig
     from engine.models.wan_vae import FastDecode
@@ -87,13 +89,13 @@ def test_static_cache_decode_equals_the_plain_fast_decode(channels_last):
     try:
         with torch.inference_mode():
             outs = []
-            for fast in (FastDecode(), FastDecode(static_cache=True)):
+            for fast in (FastDecode(copy_upsample=False), FastDecode(), FastDecode(static_cache=True)):
                 vae.fast_decode = fast
                 outs.append(torch.cat(list(vae.decode_chunks(lat)), dim=2))
     finally:
         vae.fast_decode = None
         torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = bench, det
-    assert torch.equal(outs[0], outs[1])
+    assert torch.equal(outs[0], outs[1]) and torch.equal(outs[0], outs[2])
     # the kernel's out= path writes into a strided slice exactly what it returns otherwise
     x = torch.randn(1, 32, 3, 8, 8, device="cuda").to(torch.bfloat16)
     gamma = torch.rand(32, 1, 1, 1, device="cuda")
@@ -102,3 +104,36 @@ def test_static_cache_decode_equals_the_plain_fast_decode(channels_last):
     assert torch.equal(y, channel_rms_silu(x, gamma)) and torch.equal(buf[:, :, 2:], y)
     assert not buf[:, :, :2].any()
     assert _rel(y, channel_rms_silu_reference(x.float(), gamma)) < 1e-2
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_vae_residual_block_fused_biases_bit_equal(channels_last):
+    """The CUDA residual block convolves without the biases and adds them in the norm and in one
+    residual pass (kernels.vae.channel_bias_add): the values of torch's convolutions with their
+    biases (cuDNN convolves, then adds the bias in a pass of its own), bit for bit."""
+    from engine.models.wan_vae import CausalCache, ResidualBlock
+    from kernels.norms import channel_rms_silu
+
+    det = torch.backends.cudnn.deterministic
+    torch.backends.cudnn.deterministic = True
+    try:
+        for in_dim, out_dim in ((96, 96), (96, 192)):  # identity and convolution shortcuts
+            g = torch.Generator(device="cuda").manual_seed(in_dim + out_dim)
+            blk = ResidualBlock(in_dim, out_dim).to("cuda", torch.bfloat16)
+            with torch.no_grad():
+                for m in blk.modules():
+                    if isinstance(m, torch.nn.Conv3d):
+                        m.bias.normal_(0.0, 0.5, generator=g)
+                        if channels_last:
+                            m.weight.data = m.weight.data.contiguous(memory_format=torch.channels_last_3d)
+            fmt = torch.channels_last_3d if channels_last else torch.contiguous_format
+            x = torch.randn(2, in_dim, 3, 20, 24, device="cuda", generator=g).to(torch.bfloat16)
+            x = x.contiguous(memory_format=fmt)
+            with torch.inference_mode():
+                got = blk(x, CausalCache())
+                r = blk.residual
+                y = r[2](channel_rms_silu(x, r[0].gamma), CausalCache())
+                want = r[6](channel_rms_silu(y, r[3].gamma), CausalCache()) + blk.shortcut(x)
+            assert torch.equal(got, want), (in_dim, out_dim)
+    finally:
+        torch.backends.cudnn.deterministic = det
