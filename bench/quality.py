@@ -118,6 +118,9 @@ def main(argv=None) -> int:
     uncond = contexts_for(text, [""], p.text.text_len)
     vaes: dict = {}
     for row in rows:
+        if not files[row.file].is_file():
+            print(f"{row.name:24s} skipped: {files[row.file]} is missing", flush=True)
+            continue
         t0 = time.perf_counter()
         dt = loading._as_dtype(row.dtype)
         if row.dtype not in vaes:

@@ -148,3 +148,11 @@ def test_install_float16_halves_the_files_and_reloads(tmp_path):
     assert ((ya - yb).norm() / ya.norm()).item() < 5e-3
     # a run folder missing its files is refused with the reason
     assert main(["install", str(tmp_path / "nothing"), "--assets", str(out)]) == 2
+    # with the teacher, then without it: the earlier install's teacher does not stay behind
+    (run / "teacher.safetensors").unlink()
+    assert main(["install", str(run), "--no-teacher", "--assets", str(out)]) == 0  # needs no teacher
+    (run / "teacher.safetensors").write_bytes((assets / "bench/tiny_teacher.safetensors").read_bytes())
+    assert main(["install", str(run), "--assets", str(out)]) == 0
+    assert (out / "bench/tiny_teacher.safetensors").is_file()
+    assert main(["install", str(run), "--no-teacher", "--assets", str(out)]) == 0
+    assert not (out / "bench/tiny_teacher.safetensors").exists() and not (out / "bench/tiny_guidance.json").exists()

@@ -3,7 +3,7 @@
     python -m engine.train all --out runs/tiny --device cuda          # every phase, in order
     python -m engine.train text|vae|teacher|student|sla --out runs/tiny  # one phase (resumes)
     python -m engine.train merge BASE TUNED PRETRAINED OUT [--quant]   # base + (tuned - pretrained)
-    python -m engine.train install runs/tiny [--dtype float16] [--no-teacher]   # into engine/assets
+    python -m engine.train install runs/tiny [--dtype float16] [--no-teacher]  # engine/assets
     python -m engine.train sheet docs/tiny.png "a red circle moving left on a blue background"
 
 Each phase stops at ``--<phase>-steps`` or ``--<phase>-seconds``, whichever comes first,
@@ -41,7 +41,8 @@ def install(run: Path, assets: Path, dtype: str = "float32", teacher: bool = Tru
     ``dtype="float16"`` stores the float tensors of the safetensors files in float16 (half the
     package size; the loaders cast each tensor to the model's dtype), except the int8 layers'
     ``scale`` tensors, which the layout keeps in float32.  ``teacher=False`` leaves out the
-    benchmark's teacher and guidance scale (``bench/quality.py --run`` still reads them from a run)."""
+    benchmark's teacher and guidance scale and removes those of an earlier install, which would
+    not match the new student (``bench/quality.py --run`` still reads them from a run)."""
     import torch
     from safetensors.torch import load_file
 
@@ -49,13 +50,16 @@ def install(run: Path, assets: Path, dtype: str = "float32", teacher: bool = Tru
 
     if dtype not in ("float32", "float16"):
         raise ValueError(f"install --dtype: float32 or float16, got {dtype!r}")
-    missing = [src for src in ASSET_FILES if not (run / src).is_file()]
+    files = {src: dst for src, dst in ASSET_FILES.items() if teacher or not dst.startswith("bench/")}
+    missing = [src for src in files if not (run / src).is_file()]
     if missing:
         raise FileNotFoundError(f"{run} lacks {', '.join(missing)}: run the training phases first")
     done = []
-    for src, dst in ASSET_FILES.items():
-        if not teacher and dst.startswith("bench/"):
-            continue
+    for dst in set(ASSET_FILES.values()) - set(files.values()):
+        if (assets / dst).is_file():
+            (assets / dst).unlink()
+            done.append(f"removed {assets / dst} (from an earlier install)")
+    for src, dst in files.items():
         target = assets / dst
         target.parent.mkdir(parents=True, exist_ok=True)
         if dtype == "float16" and src.endswith(".safetensors"):
