@@ -133,3 +133,33 @@ def test_sla_fine_tune_inputs_are_the_dense_samplers_own_states():
         torch.testing.assert_close(states[b], path[int(pick[b])][b], rtol=1e-5, atol=1e-6)
         assert abs(t[b].item() - ks[int(pick[b])]) < 1e-6
     assert len(set(pick.tolist())) > 1
+
+
+def test_student_phase_amp_runs_under_bfloat16_autocast(tmp_path, monkeypatch):
+    """``--amp`` reaches the student phase: every DiT forward of its trajectories and of its
+    training runs under bfloat16 autocast (none without it), and the phase still exports."""
+    from engine.models.wan_dit import WanDiT
+    from engine.train.common import (Budget, export_dit, new_dit, new_text_encoder, new_vae, preset,
+                                     save_safetensors)
+    from engine.train.student import train_student
+
+    seen = []
+    forward = WanDiT.forward
+
+    def recording(self, *a, **k):
+        seen.append(torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16)
+        return forward(self, *a, **k)
+
+    monkeypatch.setattr(WanDiT, "forward", recording)
+    p = preset("tiny")
+    for amp in (False, True):
+        out = tmp_path / f"amp{amp}"
+        out.mkdir()
+        export_dit(new_dit(p, seed=3), out / "teacher.safetensors")
+        save_safetensors(new_text_encoder(p).state_dict(), out / "text_encoder.safetensors")
+        save_safetensors(new_vae(p).state_dict(), out / "vae.safetensors")
+        seen.clear()
+        train_student(out, Budget(2, 60.0), batch=2, size=32, frames=5, trajectories=2, traj_batch=2,
+                      check_clips=0, amp=amp)
+        assert (out / "student.safetensors").is_file()
+        assert len(seen) > 2 and set(seen) == {amp}, (amp, seen)

@@ -101,7 +101,7 @@ def _phase(name: str, a) -> None:
         train_teacher(a.out, budget, bank=a.bank, amp=a.amp, **kw)
     elif name == "student":
         from engine.train.student import train_student
-        train_student(a.out, budget, trajectories=a.trajectories, traj_seconds=a.traj_seconds, **kw)
+        train_student(a.out, budget, trajectories=a.trajectories, traj_seconds=a.traj_seconds, amp=a.amp, **kw)
     elif name == "sla":
         from engine.train.sla import train_sla
         train_sla(a.out, budget, rest_lr_scale=a.sla_rest_lr, **kw)
@@ -125,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--traj-seconds", type=float, default=30.0)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--bank", type=int, default=6144, help="teacher: clips encoded once into the latent bank")
-    ap.add_argument("--amp", action="store_true", help="teacher: bfloat16 autocast (1.3x faster on an H200)")
+    ap.add_argument("--amp", action="store_true",
+                    help="teacher, student: bfloat16 autocast (the teacher phase: 1.3x faster on an H200)")
     ap.add_argument("--check-clips", type=int, default=48,
                     help="validation clips each phase generates and scores at its end (0: no check)")
     ap.add_argument("--crop", type=int, default=128, help="vae: training crop side (multiple of 8)")

@@ -69,7 +69,9 @@ def teacher_trajectories(teacher, ctx: torch.Tensor, noise: torch.Tensor) -> tup
 
 def train_student(out: Path, budget: Budget, *, batch: int = 48, size: int = 192, frames: int = 9,
                   lr: float = 2e-4, trajectories: int = 2048, traj_batch: int = 256, traj_seconds: float = 30.0,
-                  device: str = "cpu", model: str = "tiny", check_clips: int = 48) -> Path:
+                  device: str = "cpu", model: str = "tiny", check_clips: int = 48, amp: bool = False) -> Path:
+    """``amp``: the teacher's trajectory forwards and the student's forward and backward under
+    bfloat16 autocast (float32 weights, ODE states, optimizer and loss), for speed on GPUs."""
     out = Path(out)
     dev = torch.device(device)
     p = preset(model)
@@ -92,7 +94,8 @@ def train_student(out: Path, budget: Budget, *, batch: int = 48, size: int = 192
             specs = batch_specs(PHASE_ID, i // traj_batch, n, frames, size)
             ctx = text_context(enc, [s.caption for s in specs], p.text.text_len)
             noise = torch.randn(n, p.vae.z_dim, t_lat, hw, hw, generator=gen).to(dev)
-            kept, end = teacher_trajectories(guided, ctx, noise)
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+                kept, end = teacher_trajectories(guided, ctx, noise)
             states.append(kept)
             ends.append(end)
             ctxs.append(ctx)
@@ -115,8 +118,9 @@ def train_student(out: Path, budget: Budget, *, batch: int = 48, size: int = 192
         k = torch.randint(4, (batch,), generator=gen).to(dev)
         xt = states[k, idx]
         t = ts[k]
-        v = student(xt, (t * 1000).view(-1, 1), ctxs[idx])
-        x0 = xt - t.view(-1, 1, 1, 1, 1) * v
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+            v = student(xt, (t * 1000).view(-1, 1), ctxs[idx])
+        x0 = xt - t.view(-1, 1, 1, 1, 1) * v.float()
         return F.mse_loss(x0, ends[idx]), {}
 
     run_phase("student", out, budget, {"dit": student}, opt, lr, 50, step_loss)
