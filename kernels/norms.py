@@ -370,8 +370,8 @@ def residual_layer_norm(x, y, gate, shift, scale, eps: float = 1e-6, *, affine: 
 
 
 def _bcs_strides(t: torch.Tensor) -> tuple[int, ...] | None:
-    """Strides of a [B, C, T, H, W] tensor seen as [B, C, S = T*H*W], or None when T, H, W do not
-    flatten to one stride."""
+    """Strides of a [B, C, *spatial] tensor seen as [B, C, S], or None when the spatial dims do not
+    flatten to one stride (also used by kernels.vae)."""
     try:
         return t.view(t.shape[0], t.shape[1], -1).stride()
     except RuntimeError:

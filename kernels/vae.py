@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 
 from kernels._triton import HAS_TRITON, tl, triton
+from kernels.norms import _bcs_strides, triton_usable
 
 
 def _bias_view(bias: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -77,19 +78,6 @@ if HAS_TRITON:
 # ----------------------------------------------------------------------------------------
 
 
-def triton_usable(t: torch.Tensor) -> bool:
-    """True when the Triton path can run on ``t`` (CUDA, triton importable, no autograd needed)."""
-    return HAS_TRITON and t.is_cuda and not (t.requires_grad and torch.is_grad_enabled())
-
-
-def _bcs(t: torch.Tensor) -> tuple[int, int, int] | None:
-    """Strides of [B, C, *spatial] seen as [B, C, S], or None when the spatial dims do not flatten."""
-    try:
-        return t.view(t.shape[0], t.shape[1], -1).stride()
-    except RuntimeError:
-        return None
-
-
 def channel_bias_add(
     y: torch.Tensor, bias: torch.Tensor | None, residual: torch.Tensor | None = None,
     residual_bias: torch.Tensor | None = None, out: torch.Tensor | None = None,
@@ -107,7 +95,7 @@ def channel_bias_add(
     # the kernel adds the biases as the reference does: rounded to y's dtype first
     bias = None if bias is None else bias.to(y.dtype).contiguous()
     residual_bias = None if residual_bias is None else residual_bias.to(y.dtype).contiguous()
-    strides = [_bcs(t) for t in (y, residual if residual is not None else y, target)]
+    strides = [_bcs_strides(t) for t in (y, residual if residual is not None else y, target)]
     if triton_usable(y) and y.dim() >= 3 and None not in strides and y.shape[1] <= 1024:
         B, C = y.shape[:2]
         S = y.numel() // max(1, B * C)

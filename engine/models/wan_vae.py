@@ -62,8 +62,7 @@ class FastDecode:
     layout: bool = True  # keep channels-last 3-D through the time-upsample interleave (one copy, no relayout)
     native_upsample: bool = True  # nearest upsampling in the model dtype (a copy: float32 adds nothing)
     # channels-last: nearest x2 (and the time interleave before it) as one copy of 8-byte words;
-    # aten's NHWC upsample kernel does 64-bit index arithmetic for every 2-byte element.  On CUDA
-    # the convolution after it then adds its bias in one vectorized pass (kernels.vae).
+    # aten's NHWC upsample kernel does 64-bit index arithmetic for every 2-byte element
     copy_upsample: bool = True
     static_cache: bool = False  # per-layer stream buffers reused chunk to chunk: no cat, clone, pad or alloc
     frames_per_chunk: int = 1  # latent frames per decoder call after frame 0 (bigger convs, more memory)
@@ -361,8 +360,9 @@ class Resample(nn.Module):
                     # in float32, as the reference's Upsample does
                     x = F.interpolate(x.float(), scale_factor=2.0, mode="nearest-exact").type_as(x)
         conv = self.resample[1]
-        if copy_up and triton_usable(x):
-            # the bias in one vectorized pass (torch's add_ after cuDNN is ~2x slower on channels-last)
+        if self.mode.startswith("upsample") and triton_usable(x):
+            # CUDA, as in ResidualBlock: the bias in one vectorized pass (torch's add_ after cuDNN
+            # runs at ~45% of the copy bandwidth on channels-last tensors)
             x = channel_bias_add(F.conv2d(x, conv.weight, None, conv.stride, conv.padding), conv.bias)
         else:
             x = self.resample(x)
