@@ -163,3 +163,43 @@ def test_student_phase_amp_runs_under_bfloat16_autocast(tmp_path, monkeypatch):
                       check_clips=0, amp=amp)
         assert (out / "student.safetensors").is_file()
         assert len(seen) > 2 and set(seen) == {amp}, (amp, seen)
+
+
+def test_student_trajectories_are_cached_and_continued(tmp_path):
+    """A student phase continues the teacher trajectories a cut-short or earlier call saved (same
+    draws as one uninterrupted pass) and recomputes them when the teacher file changes."""
+    from engine.train.common import export_dit, new_dit, new_text_encoder, new_vae, preset, save_safetensors, Budget
+    from engine.train.student import train_student
+
+    p = preset("tiny")
+
+    def run_dir(name, seed=3):
+        out = tmp_path / name
+        out.mkdir(exist_ok=True)
+        export_dit(new_dit(p, seed=seed), out / "teacher.safetensors")
+        torch.manual_seed(0)
+        save_safetensors(new_text_encoder(p).state_dict(), out / "text_encoder.safetensors")
+        save_safetensors(new_vae(p).state_dict(), out / "vae.safetensors")
+        return out
+
+    def train(out, n):
+        train_student(out, Budget(1, 60.0), batch=2, size=32, frames=5, trajectories=n, traj_batch=2, check_clips=0)
+        log = [json.loads(line) for line in (out / "train.log").read_text().splitlines()]
+        return [r for r in log if "trajectories" in r][-1], torch.load(out / "trajectories.pt", weights_only=True)
+
+    whole = run_dir("whole")
+    rec, ref = train(whole, 4)
+    assert (rec["trajectories"], rec["new"]) == (4, 4)
+
+    parts = run_dir("parts")
+    train(parts, 2)
+    rec, got = train(parts, 4)
+    assert (rec["trajectories"], rec["new"]) == (4, 2)  # two from the cache, two made
+    for k in ("states", "ends", "ctxs"):
+        torch.testing.assert_close(got[k], ref[k], rtol=0, atol=0)
+
+    rec, _ = train(parts, 4)
+    assert (rec["trajectories"], rec["new"]) == (4, 0)
+    run_dir("parts", seed=4)  # another teacher: the cache no longer applies
+    rec, _ = train(parts, 4)
+    assert (rec["trajectories"], rec["new"]) == (4, 4)

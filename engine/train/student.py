@@ -23,6 +23,7 @@ reused four times per trajectory) and directly optimises what the 1-4-step sampl
 
 from __future__ import annotations
 
+import hashlib
 import time
 from pathlib import Path
 
@@ -67,6 +68,37 @@ def teacher_trajectories(teacher, ctx: torch.Tensor, noise: torch.Tensor) -> tup
     return torch.stack(kept), x
 
 
+def teacher_digest(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+class TrajectoryCache:
+    """The teacher's trajectories on disk, valid only for the same teacher file, guidance scale and
+    autocast setting (anything else recomputes them from the start)."""
+
+    def __init__(self, out: Path, teacher: str, guidance: float, amp: bool):
+        self.path = Path(out) / "trajectories.pt"
+        self.key = {"teacher": teacher, "guidance": float(guidance), "amp": bool(amp)}
+
+    def load(self, device) -> dict | None:
+        """{"states", "ends", "ctxs", "gen"} made so far, or None."""
+        if not self.path.exists():
+            return None
+        try:
+            d = torch.load(self.path, map_location=device, weights_only=True)
+        except Exception:  # unreadable (a run killed mid-write leaves only the .tmp): start over
+            return None
+        if d.get("key") != self.key:
+            return None
+        d["gen"] = d["gen"].cpu()
+        return d
+
+    def save(self, states, ends, ctxs, gen_state) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        torch.save({"key": self.key, "states": states, "ends": ends, "ctxs": ctxs, "gen": gen_state}, tmp)
+        tmp.replace(self.path)
+
+
 def train_student(out: Path, budget: Budget, *, batch: int = 48, size: int = 192, frames: int = 9,
                   lr: float = 2e-4, trajectories: int = 2048, traj_batch: int = 256, traj_seconds: float = 30.0,
                   device: str = "cpu", model: str = "tiny", check_clips: int = 48, amp: bool = False) -> Path:
@@ -83,12 +115,17 @@ def train_student(out: Path, budget: Budget, *, batch: int = 48, size: int = 192
         guided = Guided(teacher, text_context(enc, [""], p.text.text_len), guidance)
     t_lat, hw = 1 + (frames - 1) // 4, size // 8
 
-    # 1. teacher trajectories (paid once; a resumed phase recomputes them, same seeds)
+    # 1. teacher trajectories (paid once: kept in <out>/trajectories.pt, so a resumed phase, or one
+    # cut short by --traj-seconds, continues where the last one stopped instead of recomputing)
     t0 = time.monotonic()
-    states, ends, ctxs = [], [], []
+    cache = TrajectoryCache(out, teacher_digest(out / "teacher.safetensors"), guidance, amp)
+    prev = cache.load(dev)
     gen = torch.Generator().manual_seed(1234)
+    states, ends, ctxs, i, made = [], [], [], 0, 0
+    if prev is not None:
+        gen.set_state(prev["gen"])
+        states, ends, ctxs, i = [prev["states"]], [prev["ends"]], [prev["ctxs"]], prev["ends"].shape[0]
     with torch.no_grad():
-        i = 0
         while i < trajectories and time.monotonic() - t0 < traj_seconds:
             n = min(traj_batch, trajectories - i)
             specs = batch_specs(PHASE_ID, i // traj_batch, n, frames, size)
@@ -100,9 +137,12 @@ def train_student(out: Path, budget: Budget, *, batch: int = 48, size: int = 192
             ends.append(end)
             ctxs.append(ctx)
             i += n
+            made += n
     states, ends, ctxs = torch.cat(states, 1), torch.cat(ends), torch.cat(ctxs)
+    if made:
+        cache.save(states, ends, ctxs, gen.get_state())
     N = ends.shape[0]
-    log(trajectories=N, seconds=time.monotonic() - t0, guidance=guidance)
+    log(trajectories=N, new=made, seconds=time.monotonic() - t0, guidance=guidance)
 
     # 2. regression of the student's clean estimate onto the end points
     student = new_dit(p, "original").to(dev)
