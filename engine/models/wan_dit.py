@@ -264,8 +264,10 @@ def ffn_gelu_epilogue(ffn: nn.Sequential, h: torch.Tensor) -> torch.Tensor:
     path rounds, then GELUs, then rounds again): the same function within bf16 rounding."""
     up, _, down = ffn
     # CUDA only: there the epilogue (and torch's fallback) is the tanh GELU; torch's CPU
-    # _addmm_activation applies the erf GELU instead.
-    if not h.is_cuda or type(up) is not nn.Linear or up.bias is None:
+    # _addmm_activation applies the erf GELU instead.  Not under autocast either: autocast does
+    # not cast _addmm_activation's operands, so a bf16 h would meet the fp32 weights.
+    if (not h.is_cuda or type(up) is not nn.Linear or up.bias is None
+            or h.dtype != up.weight.dtype or torch.is_autocast_enabled(h.device.type)):
         return ffn(h)
     B, L, C = h.shape
     y = torch._addmm_activation(up.bias, h.reshape(B * L, C), up.weight.t(), use_gelu=True)  # [B*L, F]
