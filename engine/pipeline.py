@@ -59,9 +59,12 @@ COMPILE_DIT_GRAPH = True
 COMPILE_DIT_BLOCKS: str | None = None  # torch.compile mode ("default", ...) or None: not compiled
 
 
-def vae_fast_decode_for(total_memory: int) -> FastDecode | None:
-    """The CUDA VAE decode options for a GPU with ``total_memory`` bytes (its total, not free)."""
-    return VAE_FAST_DECODE_LARGE_GPU if total_memory >= VAE_STATIC_CACHE_MIN_BYTES else VAE_FAST_DECODE
+def vae_fast_decode_for(total_memory: int, low_memory: bool = False) -> FastDecode | None:
+    """The CUDA VAE decode options for a GPU with ``total_memory`` bytes (its total, not free).
+    ``low_memory`` (an offload option was asked for): never the static cache, whatever the GPU."""
+    if low_memory or total_memory < VAE_STATIC_CACHE_MIN_BYTES:
+        return VAE_FAST_DECODE
+    return VAE_FAST_DECODE_LARGE_GPU
 
 
 def resolve_device(name: str) -> torch.device:
@@ -179,7 +182,9 @@ class ResidentPipeline:
             torch.backends.cudnn.benchmark = True
             if VAE_CHANNELS_LAST and hasattr(self.vae, "to_channels_last_"):
                 self.vae.to_channels_last_()
-            self.vae.fast_decode = vae_fast_decode_for(torch.cuda.get_device_properties(self.device).total_memory)
+            self.vae.fast_decode = vae_fast_decode_for(
+                torch.cuda.get_device_properties(self.device).total_memory,
+                low_memory=launch.offload_text_encoder or launch.offload_inactive_expert)
         self.load_s = time.perf_counter() - t0
         if on_progress:
             on_progress(ProgressEvent("load", "end", elapsed_s=self.load_s, stage_s=self.load_s,

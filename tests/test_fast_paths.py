@@ -154,6 +154,8 @@ def test_cuda_vae_decode_options_follow_total_gpu_memory():
         assert pipeline.vae_fast_decode_for(total) == FastDecode()
     for total in (40 * gib, int(79.1 * gib), int(139.8 * gib)):  # threshold, H100 80GB, H200
         assert pipeline.vae_fast_decode_for(total) == FastDecode(static_cache=True)
+        # an offload option asks for low memory: no static cache on any GPU
+        assert pipeline.vae_fast_decode_for(total, low_memory=True) == FastDecode()
 
 
 def test_graphed_dit_falls_back_to_the_plain_forward_on_cpu():
