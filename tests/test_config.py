@@ -21,7 +21,10 @@ def test_defaults_without_file(tmp_path, monkeypatch):
     assert s == Settings()
     assert s.launch.model == "tiny"
     turn = s.default_turn("a cat")
-    assert (turn.resolution, turn.num_frames, turn.num_steps) == ("192p", 9, 4)
+    assert (turn.resolution, turn.num_frames, turn.num_steps) == ("192p", 9, 3)  # the trained tiny: 3 steps
+    from engine.api import default_request
+
+    assert default_request("tiny-i2v").num_steps == 4 and default_request("Wan2.1-1.3B").num_steps == 4
 
 
 def test_file_values_are_read(tmp_path):

@@ -72,7 +72,7 @@ def test_cli_repl_batch(isolated: Path, capsys: pytest.CaptureFixture[str]) -> N
     sessions = str(isolated / "sessions")
     assert main(["--session-dir", sessions, "--session", "cli", "repl", "--batch", str(script)]) == 0
     out = capsys.readouterr().out
-    assert "num_steps: 4 → 2" in out and "session cli has no turns yet" in out
+    assert "num_steps: 3 → 2" in out and "session cli has no turns yet" in out  # tiny starts at 3 steps
     assert (isolated / "sessions" / "cli" / "session.db").is_file()
 
     assert main(["--session-dir", sessions, "repl", "--batch", str(isolated / "nope.txt")]) == 2
