@@ -164,4 +164,5 @@ def test_tiny_patch_layouts_are_described_by_their_kind():
     for name, kind in (("tiny", "T2V"), ("tiny-i2v", "I2V")):
         layout = expected_dit_keys(PRESETS[name].dit)  # {name: (shape, dtype)}
         sd = {k: torch.empty(tuple(shape), device="meta") for k, (shape, _) in layout.items()}
-        assert describe_state_dict(sd).startswith(f"a Wan {kind} DiT (dim 128, 4 layers")
+        cfg = PRESETS[name].dit
+        assert describe_state_dict(sd).startswith(f"a Wan {kind} DiT (dim {cfg.dim}, {cfg.num_layers} layers")

@@ -65,5 +65,5 @@ def test_module_names_are_checkpoint_keys():
                 "blocks.2.cross_attn.o.weight", "blocks.0.ffn.2.weight", "head.modulation", "head.head.bias"):
         assert key in names, key
     kt, kh, kw = PRESETS["tiny"].dit.patch_size
-    assert m.patch_embedding.weight.shape == (128, 16 * kt * kh * kw)  # a Linear, not Wan's Conv3d
+    assert m.patch_embedding.weight.shape == (PRESETS["tiny"].dit.dim, 16 * kt * kh * kw)  # a Linear, not a Conv3d
     assert not any(b.is_floating_point() for b in m.buffers())  # no rope buffers

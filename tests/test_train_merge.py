@@ -99,7 +99,7 @@ def test_training_only_presets_share_tiny_vae_and_text_and_merge_quant(tmp_path)
     from engine.train.common import preset
 
     tiny = get_preset("tiny")
-    for name, dim, layers in (("tiny-w256", 256, 4), ("tiny-w192d6", 192, 6)):
+    for name, dim, layers in (("tiny-w256", 256, 4), ("tiny-w192d6", 192, 6), ("tiny-w128d4", 128, 4)):
         p = preset(name)
         assert (p.dit.dim, p.dit.num_layers, p.vae, p.text) == (dim, layers, tiny.vae, tiny.text)
     p = preset("tiny-w256")
@@ -109,7 +109,7 @@ def test_training_only_presets_share_tiny_vae_and_text_and_merge_quant(tmp_path)
     assert any("int8" in n for n in m.load_notes) and m.blocks[0].self_attn.q.out_features == 256
     from engine.errors import CheckpointError
 
-    with pytest.raises(CheckpointError, match="dim 128"):  # the tiny preset does not take this file
+    with pytest.raises(CheckpointError, match="dim 192"):  # the tiny preset does not take this file
         loading.load_dit(out, tiny.dit, attention="sla", dtype=torch.float32)
 
 
@@ -122,11 +122,21 @@ def test_install_float16_halves_the_files_and_reloads(tmp_path):
 
     from engine.train.cli import ASSET_FILES, main
 
-    assets = Path(loading.__file__).resolve().parent / "assets"
-    run = tmp_path / "run"
+    shipped = Path(loading.__file__).resolve().parent / "assets"
+    run, assets = tmp_path / "run", tmp_path / "full"  # assets: the run's files in float32
     run.mkdir()
-    for src, dst in ASSET_FILES.items():  # the shipped files, under their run names
-        (run / src).write_bytes((assets / dst).read_bytes())
+    assets.mkdir()
+    for src, dst in ASSET_FILES.items():  # the shipped files, in float32, under their run names
+        if not (shipped / dst).exists():  # the benchmark's teacher is not shipped
+            continue
+        if src.endswith(".safetensors"):
+            sd = {k: t.float() if t.is_floating_point() else t for k, t in load_file(str(shipped / dst)).items()}
+            save_safetensors(sd, run / src)
+            save_safetensors(sd, assets / dst)
+        else:
+            (run / src).write_bytes((shipped / dst).read_bytes())
+    (run / "teacher.safetensors").write_bytes((run / "student-sla0.safetensors").read_bytes())  # a stand-in
+    (run / "guidance.json").write_text('{"guidance": 3.5}')
     out = tmp_path / "assets"
     assert main(["install", str(run), "--dtype", "float16", "--no-teacher", "--assets", str(out)]) == 0
     assert not (out / "bench").exists()
@@ -151,7 +161,7 @@ def test_install_float16_halves_the_files_and_reloads(tmp_path):
     # with the teacher, then without it: the earlier install's teacher does not stay behind
     (run / "teacher.safetensors").unlink()
     assert main(["install", str(run), "--no-teacher", "--assets", str(out)]) == 0  # needs no teacher
-    (run / "teacher.safetensors").write_bytes((assets / "bench/tiny_teacher.safetensors").read_bytes())
+    (run / "teacher.safetensors").write_bytes((run / "student-sla0.safetensors").read_bytes())
     assert main(["install", str(run), "--assets", str(out)]) == 0
     assert (out / "bench/tiny_teacher.safetensors").is_file()
     assert main(["install", str(run), "--no-teacher", "--assets", str(out)]) == 0
