@@ -283,6 +283,23 @@ def test_ffn_gelu_epilogue_matches_ffn(dtype, tol):
     assert _rel(out, ref) < tol
 
 
+def test_ffn_gelu_epilogue_steps_aside_under_autocast():
+    """Under bf16 autocast with fp32 weights (the training phases' --amp) the epilogue GEMM,
+    which autocast does not cast, must not run: the FFN runs as plain autocast layers."""
+    from torch import nn
+
+    from engine.models.wan_dit import ffn_gelu_epilogue
+
+    torch.manual_seed(12)
+    ffn = nn.Sequential(nn.Linear(96, 320), nn.GELU(approximate="tanh"), nn.Linear(320, 96)).to(DEV)
+    h = torch.randn(2, 65, 96, device=DEV)
+    with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
+        ref = ffn(h.to(torch.bfloat16))
+        out = ffn_gelu_epilogue(ffn, h.to(torch.bfloat16))  # raised a dtype mismatch before
+    assert out.dtype == ref.dtype == torch.bfloat16
+    assert torch.equal(out, ref)
+
+
 def test_forward_only_kernels_step_aside_for_tensors_that_need_gradients():
     """Training runs through the same modules: where autograd needs a tensor's gradient the
     Triton paths (which have no backward) must hand over to the differentiable references."""
