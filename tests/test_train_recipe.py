@@ -203,3 +203,28 @@ def test_student_trajectories_are_cached_and_continued(tmp_path):
     run_dir("parts", seed=4)  # another teacher: the cache no longer applies
     rec, _ = train(parts, 4)
     assert (rec["trajectories"], rec["new"]) == (4, 4)
+
+
+def test_student_inputs_renoise_the_end_points_at_the_later_knots():
+    from engine.train.student import knots, student_inputs
+
+    g = torch.Generator().manual_seed(0)
+    states, ends = torch.randn(4, 6, 2, 1, 2, 2, generator=g), torch.randn(6, 2, 1, 2, 2, generator=g)
+    ts = torch.tensor(knots()[:-1])
+    idx, k = torch.tensor([0, 1, 2, 3, 4, 5]), torch.tensor([0, 1, 2, 3, 0, 3])
+    # renoise 0: the ODE states, and the generator is left alone
+    gen = torch.Generator().manual_seed(5)
+    assert torch.equal(student_inputs(states, ends, idx, k, ts, gen, 0.0), states[k, idx])
+    assert torch.equal(gen.get_state(), torch.Generator().manual_seed(5).get_state())
+    # renoise 1: knot 0 keeps the ODE state (the sampler's start is pure noise), the later knots get
+    # (1 - t) x0 + t noise with the generator's draws
+    got = student_inputs(states, ends, idx, k, ts, torch.Generator().manual_seed(5), 1.0)
+    replay = torch.Generator().manual_seed(5)
+    torch.rand(6, generator=replay)
+    noise = torch.randn(states[k, idx].shape, generator=replay)
+    for b in range(6):
+        if k[b] == 0:
+            assert torch.equal(got[b], states[0, idx[b]])
+        else:
+            t = ts[k[b]]
+            torch.testing.assert_close(got[b], (1 - t) * ends[idx[b]] + t * noise[b])

@@ -101,7 +101,8 @@ def _phase(name: str, a) -> None:
         train_teacher(a.out, budget, bank=a.bank, amp=a.amp, **kw)
     elif name == "student":
         from engine.train.student import train_student
-        train_student(a.out, budget, trajectories=a.trajectories, traj_seconds=a.traj_seconds, amp=a.amp, **kw)
+        train_student(a.out, budget, trajectories=a.trajectories, traj_seconds=a.traj_seconds, amp=a.amp,
+                      renoise=a.renoise, **kw)
     elif name == "sla":
         from engine.train.sla import train_sla
         train_sla(a.out, budget, rest_lr_scale=a.sla_rest_lr, **kw)
@@ -131,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="validation clips each phase generates and scores at its end (0: no check)")
     ap.add_argument("--crop", type=int, default=128, help="vae: training crop side (multiple of 8)")
     ap.add_argument("--decoder-only", action="store_true", help="vae: refit the decoder of <out>/vae.safetensors")
+    ap.add_argument("--renoise", type=float, default=0.0,
+                    help="student: share of the draws at knots 1-3 fed re-noised end points (the SDE sampler's states)")
     ap.add_argument("--sla-rest-lr", type=float, default=0.1,
                     help="sla: learning rate of the weights other than proj_l, as a fraction of proj_l's")
     ap.add_argument("--quant", action="store_true", help="merge: write the -quant layout")
