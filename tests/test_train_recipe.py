@@ -203,6 +203,9 @@ def test_student_trajectories_are_cached_and_continued(tmp_path):
     run_dir("parts", seed=4)  # another teacher: the cache no longer applies
     rec, _ = train(parts, 4)
     assert (rec["trajectories"], rec["new"]) == (4, 4)
+    train_student(parts, Budget(1, 60.0), batch=2, size=32, frames=9, trajectories=4, traj_batch=2, check_clips=0)
+    rec = [json.loads(line) for line in (parts / "train.log").read_text().splitlines() if "trajectories" in line][-1]
+    assert (rec["trajectories"], rec["new"]) == (4, 4)  # another clip length: not the cached shapes
 
 
 def test_student_inputs_renoise_the_end_points_at_the_later_knots():

@@ -68,17 +68,18 @@ def teacher_trajectories(teacher, ctx: torch.Tensor, noise: torch.Tensor) -> tup
     return torch.stack(kept), x
 
 
-def teacher_digest(path: Path) -> str:
+def file_digest(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
 class TrajectoryCache:
-    """The teacher's trajectories on disk, valid only for the same teacher file, guidance scale and
-    autocast setting (anything else recomputes them from the start)."""
+    """The teacher's trajectories on disk, valid only for what made them: the same teacher and text
+    encoder files, guidance scale, autocast setting, clip shape and batching (anything else
+    recomputes them from the start)."""
 
-    def __init__(self, out: Path, teacher: str, guidance: float, amp: bool):
+    def __init__(self, out: Path, **key):
         self.path = Path(out) / "trajectories.pt"
-        self.key = {"teacher": teacher, "guidance": float(guidance), "amp": bool(amp)}
+        self.key = key
 
     def load(self, device) -> dict | None:
         """{"states", "ends", "ctxs", "gen"} made so far, or None."""
@@ -138,7 +139,9 @@ def train_student(out: Path, budget: Budget, *, batch: int = 48, size: int = 192
     # 1. teacher trajectories (paid once: kept in <out>/trajectories.pt, so a resumed phase, or one
     # cut short by --traj-seconds, continues where the last one stopped instead of recomputing)
     t0 = time.monotonic()
-    cache = TrajectoryCache(out, teacher_digest(out / "teacher.safetensors"), guidance, amp)
+    cache = TrajectoryCache(out, teacher=file_digest(out / "teacher.safetensors"),
+                            text_encoder=file_digest(out / "text_encoder.safetensors"), guidance=float(guidance),
+                            amp=bool(amp), frames=frames, size=size, traj_batch=traj_batch)
     prev = cache.load(dev)
     gen = torch.Generator().manual_seed(1234)
     states, ends, ctxs, i, made = [], [], [], 0, 0
