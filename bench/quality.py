@@ -60,6 +60,9 @@ def rows_table(dtype_lo: str) -> list[Row]:
     rows += [Row(f"final-{dtype_lo}", "final", "sla", 0.1, dtype=dtype_lo),
              Row("final-int8", "final_quant", "sla", 0.1, quant=True),
              Row(f"final-int8-{dtype_lo}", "final_quant", "sla", 0.1, quant=True, dtype=dtype_lo)]
+    # 3 steps: the trained tiny's turn default (engine.api.default_request)
+    rows += [Row("student3-int8", "student_quant", "original", quant=True, steps=3),
+             Row("final-sla0.1-3steps", "final", "sla", 0.1, steps=3)]
     return rows
 
 
