@@ -293,11 +293,11 @@ def example_prompt(model: str = "tiny") -> str:
 def default_request(model: str = "tiny", prompt: str = "") -> TurnRequest:
     """Per-turn defaults that suit a model (the tiny model runs small clips on a CPU)."""
     if model.startswith("tiny"):
-        # 192x192x9: the size the built-in tiny model is trained at (engine/train).  3 steps for the
-        # trained tiny: it scores higher at 3 than at 4 (92.1% against 88.9% on 72 held-out
-        # clips, BENCHMARKS.md "Quality", session 6) and is faster; the Wan models keep rCM's 4.
-        steps = 3 if model == "tiny" else 4
-        return TurnRequest(prompt=prompt, resolution="192p", aspect_ratio="1:1", num_frames=9, num_steps=steps)
+        # 192x192x9: the size the built-in tiny model is trained at (engine/train)
+        req = TurnRequest(prompt=prompt, resolution="192p", aspect_ratio="1:1", num_frames=9)
+        # 3 steps for the trained tiny: it scores higher at 3 than at 4 (92.1% against 88.9% on 72
+        # held-out clips, BENCHMARKS.md "Quality", session 6) and is faster; the others keep rCM's 4
+        return req.replace(num_steps=3) if model == "tiny" else req
     if model in I2V_MODELS:
         return TurnRequest(prompt=prompt, resolution="720p")
     return TurnRequest(prompt=prompt)

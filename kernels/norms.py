@@ -369,6 +369,12 @@ def residual_layer_norm(x, y, gate, shift, scale, eps: float = 1e-6, *, affine: 
     return residual_layer_norm_reference(x, y, gate, shift, scale, eps, affine=affine, norm=norm)
 
 
+def channel_bias(bias: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A per-channel [C] bias in ``like``'s dtype, shaped to broadcast over [B, C, *spatial] (also
+    used by kernels.vae): added in x's dtype, as a convolution's separate bias add would be."""
+    return bias.to(like.dtype).view(1, -1, *([1] * (like.dim() - 2)))
+
+
 def _bcs_strides(t: torch.Tensor) -> tuple[int, ...] | None:
     """Strides of a [B, C, *spatial] tensor seen as [B, C, S], or None when the spatial dims do not
     flatten to one stride (also used by kernels.vae)."""
@@ -390,7 +396,7 @@ def channel_rms_silu(x: torch.Tensor, gamma: torch.Tensor, out: torch.Tensor | N
     if bias is not None:
         bias = bias.to(x.dtype).contiguous()  # added as a separate add would: in x's dtype
         if not (triton_usable(x) and x.dim() == 5):
-            x = x + bias.view(1, -1, *([1] * (x.dim() - 2)))
+            x = x + channel_bias(bias, x)
             bias = None
     if triton_usable(x) and x.dim() == 5:
         B, C = x.shape[:2]

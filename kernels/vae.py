@@ -19,11 +19,7 @@ from __future__ import annotations
 import torch
 
 from kernels._triton import HAS_TRITON, tl, triton
-from kernels.norms import _bcs_strides, triton_usable
-
-
-def _bias_view(bias: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return bias.to(like.dtype).view(1, -1, *([1] * (like.dim() - 2)))
+from kernels.norms import _bcs_strides, channel_bias, triton_usable
 
 
 def channel_bias_add_reference(
@@ -31,9 +27,9 @@ def channel_bias_add_reference(
     residual_bias: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """(y + bias) + (residual + residual_bias) over dim 1, each add rounded to y's dtype (None: skipped)."""
-    out = y if bias is None else y + _bias_view(bias, y)
+    out = y if bias is None else y + channel_bias(bias, y)
     if residual is not None:
-        r = residual if residual_bias is None else residual + _bias_view(residual_bias, residual)
+        r = residual if residual_bias is None else residual + channel_bias(residual_bias, residual)
         out = out + r
     return out
 
