@@ -231,3 +231,71 @@ def test_student_inputs_renoise_the_end_points_at_the_later_knots():
         else:
             t = ts[k[b]]
             torch.testing.assert_close(got[b], (1 - t) * ends[idx[b]] + t * noise[b])
+
+
+def test_sla_teacher_target_reuses_the_students_trajectories_under_autocast(tmp_path, monkeypatch):
+    """``sla --sla-target teacher --amp``: the SLA phase reads the trajectories the student phase
+    cached (it makes none), runs its SLA forwards under bfloat16 autocast, lowers the regression
+    loss onto the teacher's end points on a fixed draw, and exports the merged SLA files."""
+    from engine.models.wan_dit import WanDiT
+    from engine.train import sla as sla_mod
+    from engine.train.common import Budget, export_dit, new_dit, new_text_encoder, new_vae, preset, save_safetensors
+    from engine.train.student import train_student
+
+    p = preset("tiny")
+    out = tmp_path / "run"
+    out.mkdir()
+    export_dit(new_dit(p, seed=3), out / "teacher.safetensors")
+    save_safetensors(new_text_encoder(p).state_dict(), out / "text_encoder.safetensors")
+    save_safetensors(new_vae(p).state_dict(), out / "vae.safetensors")
+    train_student(out, Budget(1, 60.0), batch=2, size=32, frames=5, trajectories=4, traj_batch=2, check_clips=0, amp=True)
+
+    seen, losses = [], []
+    forward = WanDiT.forward
+
+    def recording(self, *a, **k):
+        if self.attention == "sla":
+            seen.append(torch.is_autocast_enabled("cpu"))
+        return forward(self, *a, **k)
+
+    monkeypatch.setattr(WanDiT, "forward", recording)
+    log_losses = sla_mod.run_phase
+
+    def keep_losses(phase, out_, budget, models, opt, lr, warmup, step_loss, **kw):
+        def fixed(step):  # the same draw every step: its loss must fall
+            loss, extra = step_loss(0)
+            losses.append(loss.item())
+            return loss, extra
+        return log_losses(phase, out_, budget, models, opt, lr, warmup, fixed, **kw)
+
+    monkeypatch.setattr(sla_mod, "run_phase", keep_losses)
+    sla_mod.train_sla(out, Budget(6, 60.0), batch=2, size=32, frames=5, lr=3e-3, rest_lr_scale=1.0, check_clips=0,
+                      target="teacher", amp=True, renoise=0.5, trajectories=4, traj_batch=2, traj_seconds=0.0)
+    rec = [json.loads(line) for line in (out / "train.log").read_text().splitlines() if "trajectories" in line]
+    assert rec[-1]["phase"] == "sla" and (rec[-1]["trajectories"], rec[-1]["new"]) == (4, 0)
+    assert len(seen) == 6 and all(seen)
+    assert losses[-1] < losses[0], losses
+    for name in ("dit", "dit-quant", "student-sla0"):
+        assert (out / f"{name}.safetensors").is_file()
+
+
+def test_student_init_starts_from_the_given_file_not_the_teacher(tmp_path):
+    from safetensors.torch import load_file
+
+    from engine.train.common import Budget, export_dit, new_dit, new_text_encoder, new_vae, preset, save_safetensors
+    from engine.train.student import train_student
+
+    p = preset("tiny")
+    out = tmp_path / "run"
+    out.mkdir()
+    export_dit(new_dit(p, seed=3), out / "teacher.safetensors")
+    export_dit(new_dit(p, seed=4), tmp_path / "earlier.safetensors")
+    save_safetensors(new_text_encoder(p).state_dict(), out / "text_encoder.safetensors")
+    save_safetensors(new_vae(p).state_dict(), out / "vae.safetensors")
+    train_student(out, Budget(0, 60.0), batch=2, size=32, frames=5, trajectories=2, traj_batch=2, check_clips=0,
+                  init=tmp_path / "earlier.safetensors")
+    got, want, teacher = (load_file(str(f)) for f in (out / "student.safetensors", tmp_path / "earlier.safetensors",
+                                                       out / "teacher.safetensors"))
+    assert got.keys() == want.keys()
+    assert all(torch.equal(got[k], want[k]) for k in want)
+    assert not all(torch.equal(got[k], teacher[k]) for k in teacher)

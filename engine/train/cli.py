@@ -87,12 +87,14 @@ def _phase(name: str, a) -> None:
     kw = dict(size=a.size, frames=a.frames, device=a.device, model=a.model)
     if a.batch is not None:
         kw["batch"] = a.batch
+    if a.lr is not None:
+        kw["lr"] = a.lr
     if name != "text":
         kw["check_clips"] = a.check_clips
     t0 = time.monotonic()
     if name == "text":
         from engine.train.text import train_text
-        train_text(a.out, budget, device=a.device, model=a.model)
+        train_text(a.out, budget, device=a.device, model=a.model, **({"lr": a.lr} if a.lr is not None else {}))
     elif name == "vae":
         from engine.train.vae import train_vae
         train_vae(a.out, budget, decoder_only=a.decoder_only, crop=a.crop, **kw)
@@ -102,10 +104,11 @@ def _phase(name: str, a) -> None:
     elif name == "student":
         from engine.train.student import train_student
         train_student(a.out, budget, trajectories=a.trajectories, traj_seconds=a.traj_seconds, amp=a.amp,
-                      renoise=a.renoise, **kw)
+                      renoise=a.renoise, init=a.init, **kw)
     elif name == "sla":
         from engine.train.sla import train_sla
-        train_sla(a.out, budget, rest_lr_scale=a.sla_rest_lr, **kw)
+        train_sla(a.out, budget, rest_lr_scale=a.sla_rest_lr, target=a.sla_target, amp=a.amp, renoise=a.renoise,
+                  trajectories=a.trajectories, traj_seconds=a.traj_seconds, **kw)
     if a.device.startswith("cuda"):
         torch.cuda.synchronize()
     print(f"== {name} done in {time.monotonic() - t0:.1f} s", flush=True)
@@ -122,18 +125,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=192, help="clip height = width (multiple of 16)")
     ap.add_argument("--frames", type=int, default=9, help="clip length, 4k+1")
     ap.add_argument("--batch", type=int, default=None, help="override every phase's batch size")
+    ap.add_argument("--lr", type=float, default=None,
+                    help="override the phase's peak learning rate (e.g. a lower one to continue a student)")
     ap.add_argument("--trajectories", type=int, default=2048)
     ap.add_argument("--traj-seconds", type=float, default=30.0)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--bank", type=int, default=6144, help="teacher: clips encoded once into the latent bank")
     ap.add_argument("--amp", action="store_true",
-                    help="teacher, student: bfloat16 autocast (the teacher phase: 1.3x faster on an H200)")
+                    help="teacher, student, sla: bfloat16 autocast (the teacher phase: 1.3x faster on an H200)")
     ap.add_argument("--check-clips", type=int, default=48,
                     help="validation clips each phase generates and scores at its end (0: no check)")
     ap.add_argument("--crop", type=int, default=128, help="vae: training crop side (multiple of 8)")
     ap.add_argument("--decoder-only", action="store_true", help="vae: refit the decoder of <out>/vae.safetensors")
     ap.add_argument("--renoise", type=float, default=0.0,
-                    help="student: share of the draws at knots 1-3 fed re-noised end points (the SDE sampler's states)")
+                    help="student, sla --sla-target teacher: share of the draws at knots 1-3 fed re-noised end points "
+                         "(the SDE sampler's states)")
+    ap.add_argument("--init", type=Path, default=None,
+                    help="student: start from this DiT file (an earlier student) instead of the teacher")
+    ap.add_argument("--sla-target", default="dense", choices=("dense", "teacher"),
+                    help="sla: match the dense student's velocity, or regress onto the teacher's trajectories")
     ap.add_argument("--sla-rest-lr", type=float, default=0.1,
                     help="sla: learning rate of the weights other than proj_l, as a fraction of proj_l's")
     ap.add_argument("--quant", action="store_true", help="merge: write the -quant layout")

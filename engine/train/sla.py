@@ -11,6 +11,13 @@ this recipe, 920 s: 72.7% against 86.1%.)  ``proj_l`` learns at ``lr``; everythi
 benchmark's values, so one model serves them all.  The result is written as a delta-merge
 (engine.train.merge) onto the student: ``student + (tuned - pretrained)``, the reference's merge
 semantics.
+
+``target="teacher"`` (session 7) trains the SLA model as a student instead: its clean estimate at
+the teacher's ODE states (and, for a share ``renoise``, re-noised end points) regresses onto the
+teacher's end points -- the student phase's objective and cached trajectories
+(engine.train.student), with the SLA attention at a drawn top-k.  It asks the SLA model for what
+the sampler consumes (the clean estimate at the four rCM times), not to copy the dense
+velocity everywhere, which two key blocks of 27 cannot.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from engine.train.common import (
 )
 from engine.sampler import sample_rcm
 from engine.train.merge import merge_state_dicts
-from engine.train.student import knots
+from engine.train.student import knots, student_inputs, teacher_targets
 from engine.train.teacher import encode_batch
 
 PHASE_ID = 4
@@ -52,7 +59,14 @@ def sampler_states(dense, ctx: torch.Tensor, shape, ks: list[float], gen: torch.
 
 def train_sla(out: Path, budget: Budget, *, batch: int = 32, size: int = 192, frames: int = 9,
               lr: float = 1e-3, rest_lr_scale: float = 0.1, device: str = "cpu", model: str = "tiny",
-              check_clips: int = 48, sampler_share: float = 0.7) -> Path:
+              check_clips: int = 48, sampler_share: float = 0.7, target: str = "dense", amp: bool = False,
+              renoise: float = 0.0, trajectories: int = 2048, traj_batch: int = 256,
+              traj_seconds: float = 30.0) -> Path:
+    """``target``: ``"dense"`` (match the dense student's velocity) or ``"teacher"`` (the student
+    phase's objective on the teacher's trajectories; ``renoise``, ``trajectories``, ``traj_*`` as
+    there).  ``amp``: bfloat16 autocast for every forward (float32 weights and optimizer)."""
+    if target not in ("dense", "teacher"):
+        raise ValueError(f"sla target: dense or teacher, got {target!r}")
     out = Path(out)
     dev = torch.device(device)
     p = preset(model)
@@ -74,13 +88,36 @@ def train_sla(out: Path, budget: Budget, *, batch: int = 32, size: int = 192, fr
             prm.requires_grad_(False)
     opt = torch.optim.AdamW(groups, lr=lr, weight_decay=0.0, betas=(0.9, 0.99))
     ks = knots()[:-1]
+    if target == "teacher":
+        from engine.train.common import Log
+
+        teacher = loading.load_dit(out / "teacher.safetensors", p.dit, attention="original", device=dev,
+                                   dtype=torch.float32)
+        states, ends, ctxs = teacher_targets(out, teacher, enc, p, dev, Log(out, "sla"), frames=frames, size=size,
+                                             trajectories=trajectories, traj_batch=traj_batch,
+                                             traj_seconds=traj_seconds, amp=amp)
+        del teacher
+        ts_k = torch.tensor(ks, device=dev)
+
+    def teacher_loss(step: int):
+        rng = random.Random(7 + step)
+        gen = torch.Generator().manual_seed(99 + step)
+        idx = torch.randint(ends.shape[0], (batch,), generator=gen).to(dev)
+        k = torch.randint(4, (batch,), generator=gen).to(dev)
+        xt = student_inputs(states, ends, idx, k, ts_k, gen, renoise)
+        t = ts_k[k]
+        topk = rng.choice(TOPKS)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+            v = sla(xt, (t * 1000).view(-1, 1), ctxs[idx], sla_topk=topk)
+        x0 = xt - t.view(-1, 1, 1, 1, 1) * v.float()
+        return F.mse_loss(x0, ends[idx]), {"topk": topk}
 
     def step_loss(step: int):
         rng = random.Random(7 + step)  # per step: a resumed run draws the same
         gen = torch.Generator().manual_seed(7 + step)
         specs = batch_specs(PHASE_ID, step, batch, frames, size)
-        with torch.no_grad():
-            x0 = encode_batch(vae, specs, size, dev)
+        with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+            x0 = encode_batch(vae, specs, size, dev).float()
             ctx = text_context(enc, [s.caption for s in specs], p.text.text_len)
             if rng.random() < sampler_share:
                 xt, t = sampler_states(dense, ctx, x0.shape, ks, gen, dev)
@@ -89,12 +126,14 @@ def train_sla(out: Path, budget: Budget, *, batch: int = 32, size: int = 192, fr
                 tb = t.view(-1, 1, 1, 1, 1)
                 xt = (1 - tb) * x0 + tb * torch.randn(x0.shape, generator=gen).to(dev)
             ts = (t * 1000).view(-1, 1)
-            target = dense(xt, ts, ctx)
+            want = dense(xt, ts, ctx).float()
         topk = rng.choice(TOPKS)
-        v = sla(xt, ts, ctx, sla_topk=topk)
-        return F.mse_loss(v, target), {"topk": topk}
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+            v = sla(xt, ts, ctx, sla_topk=topk)
+        return F.mse_loss(v.float(), want), {"topk": topk}
 
-    run_phase("sla", out, budget, {"dit": sla}, opt, lr, 20, step_loss, ema=0.95, log_every=25)
+    run_phase("sla", out, budget, {"dit": sla}, opt, lr, 20, teacher_loss if target == "teacher" else step_loss,
+              ema=0.95, log_every=25)
     tuned = sla.state_dict()
     merged = merge_state_dicts(base=pretrained, tuned=tuned, pretrained=pretrained)
     sla.load_state_dict(merged)

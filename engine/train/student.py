@@ -116,28 +116,17 @@ def student_inputs(states: torch.Tensor, ends: torch.Tensor, idx: torch.Tensor, 
     return torch.where(pick.view(-1, 1, 1, 1, 1), (1 - t) * ends[idx] + t * noise, xt)
 
 
-def train_student(out: Path, budget: Budget, *, batch: int = 48, size: int = 192, frames: int = 9,
-                  lr: float = 2e-4, trajectories: int = 2048, traj_batch: int = 256, traj_seconds: float = 30.0,
-                  device: str = "cpu", model: str = "tiny", check_clips: int = 48, amp: bool = False,
-                  renoise: float = 0.0) -> Path:
-    """``amp``: the teacher's trajectory forwards and the student's forward and backward under
-    bfloat16 autocast (float32 weights, ODE states, optimizer and loss), for speed on GPUs.
-    ``renoise``: the share of draws at knots 1-3 fed re-noised end points (:func:`student_inputs`);
-    0, the default, is the recipe the shipped students were trained with.  Not yet tried on a GPU:
-    it targets the shipped student's weaker fourth step (docs/tiny.md, "What would close the gap")."""
-    out = Path(out)
-    dev = torch.device(device)
-    p = preset(model)
-    teacher = loading.load_dit(out / "teacher.safetensors", p.dit, attention="original", device=dev, dtype=torch.float32)
-    enc = loading.load_text_encoder(out / "text_encoder.safetensors", p.text, device=dev, dtype=torch.float32)
-    log = Log(out, "student")
+def teacher_targets(out: Path, teacher, enc, p, dev, log, *, frames: int, size: int, trajectories: int,
+                    traj_batch: int, traj_seconds: float, amp: bool):
+    """The teacher's trajectories (states at the four rCM times [4, N, ...], end points [N, ...],
+    text contexts [N, ...]), guided at the teacher phase's scale.  Paid once: they are kept in
+    ``<out>/trajectories.pt``, so a resumed phase, or one cut short by ``traj_seconds``, continues
+    where the last one stopped instead of recomputing; the SLA phase's ``target="teacher"`` reads
+    the same cache."""
     guidance = read_guidance(out)  # the scale the teacher phase picked (1 = unguided)
     with torch.no_grad():
         guided = Guided(teacher, text_context(enc, [""], p.text.text_len), guidance)
     t_lat, hw = 1 + (frames - 1) // 4, size // 8
-
-    # 1. teacher trajectories (paid once: kept in <out>/trajectories.pt, so a resumed phase, or one
-    # cut short by --traj-seconds, continues where the last one stopped instead of recomputing)
     t0 = time.monotonic()
     cache = TrajectoryCache(out, teacher=file_digest(out / "teacher.safetensors"),
                             text_encoder=file_digest(out / "text_encoder.safetensors"), guidance=float(guidance),
@@ -161,17 +150,48 @@ def train_student(out: Path, budget: Budget, *, batch: int = 48, size: int = 192
             ctxs.append(ctx)
             i += n
             made += n
+    if not ends:
+        raise RuntimeError(f"no teacher trajectories in {out} and --traj-seconds {traj_seconds:g} made none: "
+                           "give the phase time to make them")
     states, ends, ctxs = torch.cat(states, 1), torch.cat(ends), torch.cat(ctxs)
     if made:
         cache.save(states, ends, ctxs, gen.get_state())
+    log(trajectories=ends.shape[0], new=made, seconds=time.monotonic() - t0, guidance=guidance)
+    return states, ends, ctxs
+
+
+def train_student(out: Path, budget: Budget, *, batch: int = 48, size: int = 192, frames: int = 9,
+                  lr: float = 2e-4, trajectories: int = 2048, traj_batch: int = 256, traj_seconds: float = 30.0,
+                  device: str = "cpu", model: str = "tiny", check_clips: int = 48, amp: bool = False,
+                  renoise: float = 0.0, init: Path | None = None) -> Path:
+    """``amp``: the teacher's trajectory forwards and the student's forward and backward under
+    bfloat16 autocast (float32 weights, ODE states, optimizer and loss), for speed on GPUs.
+    ``renoise``: the share of draws at knots 1-3 fed re-noised end points (:func:`student_inputs`);
+    0 is the recipe of the session-6 students; it targets their weaker fourth step (docs/tiny.md,
+    "What would close the gap").  ``init``: a DiT file (plain layout) to start the student from
+    instead of the teacher -- an earlier student, continued with another recipe."""
+    out = Path(out)
+    dev = torch.device(device)
+    p = preset(model)
+    teacher = loading.load_dit(out / "teacher.safetensors", p.dit, attention="original", device=dev, dtype=torch.float32)
+    enc = loading.load_text_encoder(out / "text_encoder.safetensors", p.text, device=dev, dtype=torch.float32)
+    log = Log(out, "student")
+    # 1. the teacher's trajectories
+    states, ends, ctxs = teacher_targets(out, teacher, enc, p, dev, log, frames=frames, size=size,
+                                         trajectories=trajectories, traj_batch=traj_batch,
+                                         traj_seconds=traj_seconds, amp=amp)
     N = ends.shape[0]
-    log(trajectories=N, new=made, seconds=time.monotonic() - t0, guidance=guidance)
 
     # 2. regression of the student's clean estimate onto the end points
     student = new_dit(p, "original").to(dev)
-    student.load_state_dict(teacher.state_dict())
+    if init is not None:
+        start = loading.load_dit(init, p.dit, attention="original", device=dev, dtype=torch.float32)
+        student.load_state_dict(start.state_dict())
+        del start
+    else:
+        student.load_state_dict(teacher.state_dict())
     student.requires_grad_(True)
-    del teacher, guided
+    del teacher
     opt = torch.optim.AdamW(student.parameters(), lr=lr, weight_decay=0.0, betas=(0.9, 0.99))
     ts = torch.tensor(knots()[:-1], device=dev)
 
