@@ -295,8 +295,8 @@ def default_request(model: str = "tiny", prompt: str = "") -> TurnRequest:
     if model.startswith("tiny"):
         # 192x192x9: the size the built-in tiny model is trained at (engine/train)
         req = TurnRequest(prompt=prompt, resolution="192p", aspect_ratio="1:1", num_frames=9)
-        # 3 steps for the trained tiny: it scores higher at 3 than at 4 (92.1% against 88.9% on 72
-        # held-out clips, BENCHMARKS.md "Quality", session 6) and is faster; the others keep rCM's 4
+        # 3 steps for the trained tiny: it scores at least as well at 3 as at 4 (90.3% against 89.8%
+        # on 144 held-out clips, BENCHMARKS.md "Quality", session 7) and is faster; the others keep rCM's 4
         return req.replace(num_steps=3) if model == "tiny" else req
     if model in I2V_MODELS:
         return TurnRequest(prompt=prompt, resolution="720p")
