@@ -87,14 +87,14 @@ def _phase(name: str, a) -> None:
     kw = dict(size=a.size, frames=a.frames, device=a.device, model=a.model)
     if a.batch is not None:
         kw["batch"] = a.batch
-    if a.lr is not None:
-        kw["lr"] = a.lr
+    lr = {"lr": a.lr} if a.lr is not None else {}
+    kw.update(lr)
     if name != "text":
         kw["check_clips"] = a.check_clips
     t0 = time.monotonic()
     if name == "text":
         from engine.train.text import train_text
-        train_text(a.out, budget, device=a.device, model=a.model, **({"lr": a.lr} if a.lr is not None else {}))
+        train_text(a.out, budget, device=a.device, model=a.model, **lr)
     elif name == "vae":
         from engine.train.vae import train_vae
         train_vae(a.out, budget, decoder_only=a.decoder_only, crop=a.crop, **kw)

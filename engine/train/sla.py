@@ -30,11 +30,11 @@ import torch.nn.functional as F
 
 from engine import loading
 from engine.train.common import (
-    Budget, run_phase, batch_specs, export_dit, new_dit, preset, text_context,
+    Budget, Log, run_phase, batch_specs, export_dit, new_dit, preset, text_context,
 )
 from engine.sampler import sample_rcm
 from engine.train.merge import merge_state_dicts
-from engine.train.student import knots, student_inputs, teacher_targets
+from engine.train.student import knots, regression_loss, teacher_targets
 from engine.train.teacher import encode_batch
 
 PHASE_ID = 4
@@ -89,8 +89,6 @@ def train_sla(out: Path, budget: Budget, *, batch: int = 32, size: int = 192, fr
     opt = torch.optim.AdamW(groups, lr=lr, weight_decay=0.0, betas=(0.9, 0.99))
     ks = knots()[:-1]
     if target == "teacher":
-        from engine.train.common import Log
-
         teacher = loading.load_dit(out / "teacher.safetensors", p.dit, attention="original", device=dev,
                                    dtype=torch.float32)
         states, ends, ctxs = teacher_targets(out, teacher, enc, p, dev, Log(out, "sla"), frames=frames, size=size,
@@ -100,17 +98,9 @@ def train_sla(out: Path, budget: Budget, *, batch: int = 32, size: int = 192, fr
         ts_k = torch.tensor(ks, device=dev)
 
     def teacher_loss(step: int):
-        rng = random.Random(7 + step)
+        topk = random.Random(7 + step).choice(TOPKS)
         gen = torch.Generator().manual_seed(99 + step)
-        idx = torch.randint(ends.shape[0], (batch,), generator=gen).to(dev)
-        k = torch.randint(4, (batch,), generator=gen).to(dev)
-        xt = student_inputs(states, ends, idx, k, ts_k, gen, renoise)
-        t = ts_k[k]
-        topk = rng.choice(TOPKS)
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-            v = sla(xt, (t * 1000).view(-1, 1), ctxs[idx], sla_topk=topk)
-        x0 = xt - t.view(-1, 1, 1, 1, 1) * v.float()
-        return F.mse_loss(x0, ends[idx]), {"topk": topk}
+        return regression_loss(sla, states, ends, ctxs, ts_k, gen, batch, renoise, amp, sla_topk=topk), {"topk": topk}
 
     def step_loss(step: int):
         rng = random.Random(7 + step)  # per step: a resumed run draws the same

@@ -116,6 +116,22 @@ def student_inputs(states: torch.Tensor, ends: torch.Tensor, idx: torch.Tensor, 
     return torch.where(pick.view(-1, 1, 1, 1, 1), (1 - t) * ends[idx] + t * noise, xt)
 
 
+def regression_loss(net, states: torch.Tensor, ends: torch.Tensor, ctxs: torch.Tensor, ts: torch.Tensor,
+                    gen: torch.Generator, batch: int, renoise: float = 0.0, amp: bool = False, **net_kw) -> torch.Tensor:
+    """The student objective on one draw of ``batch`` (trajectory, knot) pairs from ``gen``: the
+    net's clean estimate ``x_t - t v`` at :func:`student_inputs` against the trajectories' end
+    points.  ``net_kw`` goes to the net (the SLA phase passes ``sla_topk``)."""
+    dev = ends.device
+    idx = torch.randint(ends.shape[0], (batch,), generator=gen).to(dev)
+    k = torch.randint(4, (batch,), generator=gen).to(dev)
+    xt = student_inputs(states, ends, idx, k, ts, gen, renoise)
+    t = ts[k]
+    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+        v = net(xt, (t * 1000).view(-1, 1), ctxs[idx], **net_kw)
+    x0 = xt - t.view(-1, 1, 1, 1, 1) * v.float()
+    return F.mse_loss(x0, ends[idx])
+
+
 def teacher_targets(out: Path, teacher, enc, p, dev, log, *, frames: int, size: int, trajectories: int,
                     traj_batch: int, traj_seconds: float, amp: bool):
     """The teacher's trajectories (states at the four rCM times [4, N, ...], end points [N, ...],
@@ -167,9 +183,10 @@ def train_student(out: Path, budget: Budget, *, batch: int = 48, size: int = 192
     """``amp``: the teacher's trajectory forwards and the student's forward and backward under
     bfloat16 autocast (float32 weights, ODE states, optimizer and loss), for speed on GPUs.
     ``renoise``: the share of draws at knots 1-3 fed re-noised end points (:func:`student_inputs`);
-    0 is the recipe of the shipped students.  It targets the weaker fourth step; its one GPU try (0.3,
-    session 7) did not help (docs/tiny.md, "What would close the gap").  ``init``: a DiT file (plain layout) to start the student from
-    instead of the teacher -- an earlier student, continued with another recipe."""
+    0 is the recipe of the shipped students.  It targets the weaker fourth step; its one GPU try
+    (0.3, session 7) did not help (docs/tiny.md, "What would close the gap").  ``init``: a DiT file
+    (plain layout) to start the student from instead of the teacher -- an earlier student,
+    continued with another recipe."""
     out = Path(out)
     dev = torch.device(device)
     p = preset(model)
@@ -180,7 +197,6 @@ def train_student(out: Path, budget: Budget, *, batch: int = 48, size: int = 192
     states, ends, ctxs = teacher_targets(out, teacher, enc, p, dev, log, frames=frames, size=size,
                                          trajectories=trajectories, traj_batch=traj_batch,
                                          traj_seconds=traj_seconds, amp=amp)
-    N = ends.shape[0]
 
     # 2. regression of the student's clean estimate onto the end points
     student = new_dit(p, "original").to(dev)
@@ -197,14 +213,7 @@ def train_student(out: Path, budget: Budget, *, batch: int = 48, size: int = 192
 
     def step_loss(step: int):
         gen = torch.Generator().manual_seed(99 + step)  # per step: a resumed run draws the same
-        idx = torch.randint(N, (batch,), generator=gen).to(dev)
-        k = torch.randint(4, (batch,), generator=gen).to(dev)
-        xt = student_inputs(states, ends, idx, k, ts, gen, renoise)
-        t = ts[k]
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-            v = student(xt, (t * 1000).view(-1, 1), ctxs[idx])
-        x0 = xt - t.view(-1, 1, 1, 1, 1) * v.float()
-        return F.mse_loss(x0, ends[idx]), {}
+        return regression_loss(student, states, ends, ctxs, ts, gen, batch, renoise, amp), {}
 
     run_phase("student", out, budget, {"dit": student}, opt, lr, 50, step_loss)
     path = export_dit(student, out / "student.safetensors")
