@@ -299,3 +299,20 @@ def test_student_init_starts_from_the_given_file_not_the_teacher(tmp_path):
     assert got.keys() == want.keys()
     assert all(torch.equal(got[k], want[k]) for k in want)
     assert not all(torch.equal(got[k], teacher[k]) for k in teacher)
+
+
+def test_cli_reports_a_missing_or_mismatched_file_in_one_line(tmp_path, capsys):
+    from engine.train.cli import main
+    from engine.train.common import export_dit, new_dit, preset
+
+    assert main(["student", "--out", str(tmp_path / "empty"), "--check-clips", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "teacher.safetensors: file not found" in err, err
+
+    export_dit(new_dit(preset("tiny"), seed=1), tmp_path / "tiny.safetensors")
+    export_dit(new_dit(preset("tiny-w128d4"), seed=2), tmp_path / "other.safetensors")  # another size
+    assert main(["merge", str(tmp_path / "tiny.safetensors"), str(tmp_path / "other.safetensors"),
+                 str(tmp_path / "tiny.safetensors"), str(tmp_path / "out.safetensors")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: ") and "shapes differ" in err, err
+    assert not (tmp_path / "out.safetensors").exists()

@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from engine.errors import TurboError
+
 PHASES = ("text", "vae", "teacher", "student", "sla")
 # Default budgets sized for one H100/H200 (seconds); CPU smoke runs pass small steps.
 DEFAULTS = {"text": (3000, 30.0), "vae": (4000, 60.0), "teacher": (40000, 150.0), "student": (20000, 50.0), "sla": (5000, 30.0)}
@@ -166,7 +168,11 @@ def main(argv: list[str] | None = None) -> int:
         from engine.train.merge import merge_files
         if len(a.args) != 4:
             ap.error("merge needs BASE TUNED PRETRAINED OUT")
-        print(merge_files(*a.args, model=a.model, quant=a.quant))
+        try:
+            print(merge_files(*a.args, model=a.model, quant=a.quant))
+        except (TurboError, ValueError) as e:  # a missing or mismatched file: one line, not a traceback
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         return 0
     if a.command == "sheet":  # sheet OUT.png PROMPT... (the shipped model, seed 0)
         from engine.train.sheet import contact_sheet
@@ -182,8 +188,12 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         return 0
     a.out.mkdir(parents=True, exist_ok=True)
-    for ph in PHASES if a.command == "all" else (a.command,):
-        _phase(ph, a)
+    try:
+        for ph in PHASES if a.command == "all" else (a.command,):
+            _phase(ph, a)
+    except TurboError as e:  # e.g. a phase's input file is missing: say which, keep what is saved
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from engine import loading
+from engine.errors import ConfigError
 from engine.sampler import rcm_schedule
 from engine.train.common import (
     Budget, run_phase, Log, batch_specs, export_dit, new_dit, preset, text_context,
@@ -167,8 +168,8 @@ def teacher_targets(out: Path, teacher, enc, p, dev, log, *, frames: int, size: 
             i += n
             made += n
     if not ends:
-        raise RuntimeError(f"no teacher trajectories in {out} and --traj-seconds {traj_seconds:g} made none: "
-                           "give the phase time to make them")
+        raise ConfigError(f"no teacher trajectories in {out} and --traj-seconds {traj_seconds:g} made none: "
+                          "give the phase time to make them")
     states, ends, ctxs = torch.cat(states, 1), torch.cat(ends), torch.cat(ctxs)
     if made:
         cache.save(states, ends, ctxs, gen.get_state())
