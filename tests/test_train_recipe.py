@@ -279,11 +279,13 @@ def test_sla_teacher_target_reuses_the_students_trajectories_under_autocast(tmp_
         assert (out / f"{name}.safetensors").is_file()
 
 
-def test_student_init_starts_from_the_given_file_not_the_teacher(tmp_path):
+def test_init_starts_a_phase_from_the_given_file(tmp_path):
+    """``--init``: the student starts from the given file, not the teacher; the teacher from the
+    given file, not fresh weights (zero steps: the exported file is the start)."""
     from safetensors.torch import load_file
 
-    from engine.train.common import Budget, export_dit, new_dit, new_text_encoder, new_vae, preset, save_safetensors
-    from engine.train.student import train_student
+    from engine.train.cli import main
+    from engine.train.common import export_dit, new_dit, new_text_encoder, new_vae, preset, save_safetensors
 
     p = preset("tiny")
     out = tmp_path / "run"
@@ -292,13 +294,15 @@ def test_student_init_starts_from_the_given_file_not_the_teacher(tmp_path):
     export_dit(new_dit(p, seed=4), tmp_path / "earlier.safetensors")
     save_safetensors(new_text_encoder(p).state_dict(), out / "text_encoder.safetensors")
     save_safetensors(new_vae(p).state_dict(), out / "vae.safetensors")
-    train_student(out, Budget(0, 60.0), batch=2, size=32, frames=5, trajectories=2, traj_batch=2, check_clips=0,
-                  init=tmp_path / "earlier.safetensors")
-    got, want, teacher = (load_file(str(f)) for f in (out / "student.safetensors", tmp_path / "earlier.safetensors",
-                                                       out / "teacher.safetensors"))
-    assert got.keys() == want.keys()
-    assert all(torch.equal(got[k], want[k]) for k in want)
-    assert not all(torch.equal(got[k], teacher[k]) for k in teacher)
+    want = load_file(str(tmp_path / "earlier.safetensors"))
+    small = ["--size", "32", "--frames", "5", "--batch", "2", "--check-clips", "0",
+             "--init", str(tmp_path / "earlier.safetensors")]
+    for phase in ("student", "teacher"):
+        before = load_file(str(out / "teacher.safetensors"))  # the seed-3 teacher both times
+        assert main([phase, "--out", str(out), f"--{phase}-steps", "0", "--trajectories", "2", "--bank", "2", *small]) == 0
+        got = load_file(str(out / f"{phase}.safetensors"))
+        assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want), phase
+        assert not all(torch.equal(got[k], before[k]) for k in before), phase
 
 
 def test_cli_reports_a_missing_or_mismatched_file_in_one_line(tmp_path, capsys):

@@ -102,7 +102,7 @@ def _phase(name: str, a) -> None:
         train_vae(a.out, budget, decoder_only=a.decoder_only, crop=a.crop, **kw)
     elif name == "teacher":
         from engine.train.teacher import train_teacher
-        train_teacher(a.out, budget, bank=a.bank, amp=a.amp, **kw)
+        train_teacher(a.out, budget, bank=a.bank, amp=a.amp, init=a.init, **kw)
     elif name == "student":
         from engine.train.student import train_student
         train_student(a.out, budget, trajectories=a.trajectories, traj_seconds=a.traj_seconds, amp=a.amp,
@@ -143,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="student, sla --sla-target teacher: share of the draws at knots 1-3 fed re-noised end points "
                          "(the SDE sampler's states)")
     ap.add_argument("--init", type=Path, default=None,
-                    help="student: start from this DiT file (an earlier student) instead of the teacher")
+                    help="teacher, student: start from this DiT file (an earlier teacher or student) instead of "
+                         "fresh weights (teacher) or the teacher (student)")
     ap.add_argument("--sla-target", default="dense", choices=("dense", "teacher"),
                     help="sla: match the dense student's velocity, or regress onto the teacher's trajectories")
     ap.add_argument("--sla-rest-lr", type=float, default=0.1,

@@ -272,6 +272,16 @@ def quantized_state_dict(model: WanDiT) -> dict[str, torch.Tensor]:
     return q.state_dict()
 
 
+def load_weights_into(model: WanDiT, path: str | os.PathLike, p: ModelPreset) -> WanDiT:
+    """Start a training DiT from a DiT file (any layout the loaders read; ``--init``): its weights
+    replace ``model``'s, on ``model``'s device."""
+    from engine import loading
+
+    dev = next(model.parameters()).device
+    model.load_state_dict(loading.load_dit(path, p.dit, attention="original", device=dev, dtype=torch.float32).state_dict())
+    return model
+
+
 def export_dit(model: WanDiT, path: str | os.PathLike, quant: bool = False) -> Path:
     """float32 DiT file (plain) or its ``-quant`` twin, loadable by :func:`engine.loading.load_dit`."""
     sd = quantized_state_dict(model) if quant else model.state_dict()

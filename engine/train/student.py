@@ -34,7 +34,7 @@ from engine import loading
 from engine.errors import ConfigError
 from engine.sampler import rcm_schedule
 from engine.train.common import (
-    Budget, run_phase, Log, batch_specs, export_dit, new_dit, preset, text_context,
+    Budget, run_phase, Log, load_weights_into, batch_specs, export_dit, new_dit, preset, text_context,
 )
 from engine.train.evaluate import Guided, check
 from engine.train.teacher import read_guidance
@@ -202,9 +202,7 @@ def train_student(out: Path, budget: Budget, *, batch: int = 48, size: int = 192
     # 2. regression of the student's clean estimate onto the end points
     student = new_dit(p, "original").to(dev)
     if init is not None:
-        start = loading.load_dit(init, p.dit, attention="original", device=dev, dtype=torch.float32)
-        student.load_state_dict(start.state_dict())
-        del start
+        load_weights_into(student, init, p)
     else:
         student.load_state_dict(teacher.state_dict())
     student.requires_grad_(True)

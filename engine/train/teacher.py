@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from engine import loading
 from engine.train.common import (
-    Budget, Log, run_phase, batch_specs, batch_video, export_dit, new_dit, preset, text_context,
+    Budget, Log, run_phase, batch_specs, batch_video, export_dit, load_weights_into, new_dit, preset, text_context,
 )
 from engine.train.world import caption
 
@@ -81,9 +81,12 @@ def read_guidance(out: Path, default: float = 1.0) -> float:
 
 def train_teacher(out: Path, budget: Budget, *, batch: int = 64, size: int = 192, frames: int = 9,
                   lr: float = 1e-3, device: str = "cpu", model: str = "tiny", bank: int = 6144,
-                  bank_seconds: float = 60.0, check_clips: int = 48, amp: bool = False) -> Path:
+                  bank_seconds: float = 60.0, check_clips: int = 48, amp: bool = False,
+                  init: Path | None = None) -> Path:
     """``amp``: the DiT's forward and backward under bfloat16 autocast (float32 weights, optimizer
-    and loss), for speed on GPUs."""
+    and loss), for speed on GPUs.  ``init``: a DiT file to start from instead of fresh weights --
+    an earlier teacher, continued with a fresh optimizer when its state file is gone (a state
+    file in ``out`` still wins: the phase resumes from it)."""
     out = Path(out)
     dev = torch.device(device)
     p = preset(model)
@@ -91,6 +94,8 @@ def train_teacher(out: Path, budget: Budget, *, batch: int = 64, size: int = 192
     enc = loading.load_text_encoder(out / "text_encoder.safetensors", p.text, device=dev, dtype=torch.float32)
     enc.requires_grad_(False)
     dit = new_dit(p, "original").to(dev)
+    if init is not None:
+        load_weights_into(dit, init, p)
     opt = torch.optim.AdamW(dit.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.99))
     t0 = time.monotonic()
     specs, latents = latent_bank(vae, bank, size, frames, dev, bank_seconds)
