@@ -19,6 +19,20 @@ P = get_preset("tiny")
 CAPTIONS = ["a red circle moving left on a blue background", "grey background with a violet box rising", ""]
 
 
+def _toy_run(out, teacher_seed: int = 3):
+    """A run folder holding what the student and SLA phases read: a random teacher (``teacher_seed``),
+    and a text encoder and VAE that are the same in every folder."""
+    from engine.train.common import export_dit, new_dit, new_text_encoder, new_vae, preset, save_safetensors
+
+    p = preset("tiny")
+    out.mkdir(parents=True, exist_ok=True)
+    export_dit(new_dit(p, seed=teacher_seed), out / "teacher.safetensors")
+    torch.manual_seed(0)
+    save_safetensors(new_text_encoder(p).state_dict(), out / "text_encoder.safetensors")
+    save_safetensors(new_vae(p).state_dict(), out / "vae.safetensors")
+    return out
+
+
 def test_short_text_context_equals_the_pipelines_full_length_encoding():
     enc = new_text_encoder(P).eval()
     short = text_context(enc, CAPTIONS, P.text.text_len)
@@ -139,8 +153,7 @@ def test_student_phase_amp_runs_under_bfloat16_autocast(tmp_path, monkeypatch):
     """``--amp`` reaches the student phase: every DiT forward of its trajectories and of its
     training runs under bfloat16 autocast (none without it), and the phase still exports."""
     from engine.models.wan_dit import WanDiT
-    from engine.train.common import (Budget, export_dit, new_dit, new_text_encoder, new_vae, preset,
-                                     save_safetensors)
+    from engine.train.common import Budget
     from engine.train.student import train_student
 
     seen = []
@@ -151,13 +164,8 @@ def test_student_phase_amp_runs_under_bfloat16_autocast(tmp_path, monkeypatch):
         return forward(self, *a, **k)
 
     monkeypatch.setattr(WanDiT, "forward", recording)
-    p = preset("tiny")
     for amp in (False, True):
-        out = tmp_path / f"amp{amp}"
-        out.mkdir()
-        export_dit(new_dit(p, seed=3), out / "teacher.safetensors")
-        save_safetensors(new_text_encoder(p).state_dict(), out / "text_encoder.safetensors")
-        save_safetensors(new_vae(p).state_dict(), out / "vae.safetensors")
+        out = _toy_run(tmp_path / f"amp{amp}")
         seen.clear()
         train_student(out, Budget(2, 60.0), batch=2, size=32, frames=5, trajectories=2, traj_batch=2,
                       check_clips=0, amp=amp)
@@ -168,19 +176,11 @@ def test_student_phase_amp_runs_under_bfloat16_autocast(tmp_path, monkeypatch):
 def test_student_trajectories_are_cached_and_continued(tmp_path):
     """A student phase continues the teacher trajectories a cut-short or earlier call saved (same
     draws as one uninterrupted pass) and recomputes them when the teacher file changes."""
-    from engine.train.common import export_dit, new_dit, new_text_encoder, new_vae, preset, save_safetensors, Budget
+    from engine.train.common import Budget
     from engine.train.student import train_student
 
-    p = preset("tiny")
-
     def run_dir(name, seed=3):
-        out = tmp_path / name
-        out.mkdir(exist_ok=True)
-        export_dit(new_dit(p, seed=seed), out / "teacher.safetensors")
-        torch.manual_seed(0)
-        save_safetensors(new_text_encoder(p).state_dict(), out / "text_encoder.safetensors")
-        save_safetensors(new_vae(p).state_dict(), out / "vae.safetensors")
-        return out
+        return _toy_run(tmp_path / name, seed)
 
     def train(out, n):
         train_student(out, Budget(1, 60.0), batch=2, size=32, frames=5, trajectories=n, traj_batch=2, check_clips=0)
@@ -239,15 +239,10 @@ def test_sla_teacher_target_reuses_the_students_trajectories_under_autocast(tmp_
     loss onto the teacher's end points on a fixed draw, and exports the merged SLA files."""
     from engine.models.wan_dit import WanDiT
     from engine.train import sla as sla_mod
-    from engine.train.common import Budget, export_dit, new_dit, new_text_encoder, new_vae, preset, save_safetensors
+    from engine.train.common import Budget
     from engine.train.student import train_student
 
-    p = preset("tiny")
-    out = tmp_path / "run"
-    out.mkdir()
-    export_dit(new_dit(p, seed=3), out / "teacher.safetensors")
-    save_safetensors(new_text_encoder(p).state_dict(), out / "text_encoder.safetensors")
-    save_safetensors(new_vae(p).state_dict(), out / "vae.safetensors")
+    out = _toy_run(tmp_path / "run")
     train_student(out, Budget(1, 60.0), batch=2, size=32, frames=5, trajectories=4, traj_batch=2, check_clips=0, amp=True)
 
     seen, losses = [], []
@@ -285,15 +280,10 @@ def test_init_starts_a_phase_from_the_given_file(tmp_path):
     from safetensors.torch import load_file
 
     from engine.train.cli import main
-    from engine.train.common import export_dit, new_dit, new_text_encoder, new_vae, preset, save_safetensors
+    from engine.train.common import export_dit, new_dit, preset
 
-    p = preset("tiny")
-    out = tmp_path / "run"
-    out.mkdir()
-    export_dit(new_dit(p, seed=3), out / "teacher.safetensors")
-    export_dit(new_dit(p, seed=4), tmp_path / "earlier.safetensors")
-    save_safetensors(new_text_encoder(p).state_dict(), out / "text_encoder.safetensors")
-    save_safetensors(new_vae(p).state_dict(), out / "vae.safetensors")
+    out = _toy_run(tmp_path / "run")
+    export_dit(new_dit(preset("tiny"), seed=4), tmp_path / "earlier.safetensors")
     want = load_file(str(tmp_path / "earlier.safetensors"))
     small = ["--size", "32", "--frames", "5", "--batch", "2", "--check-clips", "0",
              "--init", str(tmp_path / "earlier.safetensors")]
@@ -305,7 +295,7 @@ def test_init_starts_a_phase_from_the_given_file(tmp_path):
         assert not all(torch.equal(got[k], before[k]) for k in before), phase
 
 
-def test_cli_reports_a_missing_or_mismatched_file_in_one_line(tmp_path, capsys):
+def test_cli_reports_a_missing_mismatched_or_quantized_file_in_one_line(tmp_path, capsys):
     from engine.train.cli import main
     from engine.train.common import export_dit, new_dit, preset
 
@@ -320,3 +310,11 @@ def test_cli_reports_a_missing_or_mismatched_file_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("error: ") and "shapes differ" in err, err
     assert not (tmp_path / "out.safetensors").exists()
+
+    # --init with a -quant file: no float weights to train from
+    export_dit(new_dit(preset("tiny"), seed=1), tmp_path / "tiny-quant.safetensors", quant=True)
+    out = _toy_run(tmp_path / "run")
+    assert main(["teacher", "--out", str(out), "--init", str(tmp_path / "tiny-quant.safetensors"),
+                 "--teacher-steps", "0", "--bank", "2", "--size", "32", "--frames", "5", "--check-clips", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "not a -quant one" in err, err
