@@ -295,6 +295,34 @@ def test_init_starts_a_phase_from_the_given_file(tmp_path):
         assert not all(torch.equal(got[k], before[k]) for k in before), phase
 
 
+def test_sla_init_continues_an_earlier_fine_tune(tmp_path):
+    """``sla --init``: the SLA model starts from the given SLA-layout file, ``proj_l`` included
+    (zero steps: the written dit.safetensors is that file, not the student with zero proj_l)."""
+    from safetensors.torch import load_file
+
+    from engine.train.cli import main
+    from engine.train.common import export_dit, new_dit, preset
+
+    out = _toy_run(tmp_path / "run")
+    export_dit(new_dit(preset("tiny"), seed=6), out / "student.safetensors")
+    earlier = new_dit(preset("tiny"), "sla", seed=5)
+    with torch.no_grad():
+        for name, prm in earlier.named_parameters():
+            if ".proj_l." in name:
+                prm.normal_(0, 0.02)
+    export_dit(earlier, tmp_path / "earlier.safetensors")
+    want = load_file(str(tmp_path / "earlier.safetensors"))
+    assert main(["sla", "--out", str(out), "--sla-steps", "0", "--size", "32", "--frames", "5", "--batch", "2",
+                 "--check-clips", "0", "--init", str(tmp_path / "earlier.safetensors")]) == 0
+    got = load_file(str(out / "dit.safetensors"))  # student + (tuned - student): tuned, to rounding
+    assert got.keys() == want.keys()
+    for k in want:
+        torch.testing.assert_close(got[k], want[k], rtol=0, atol=1e-6, msg=k)
+    assert any(".proj_l." in k and want[k].abs().sum() > 0 for k in want)
+    sla0 = load_file(str(out / "student-sla0.safetensors"))  # the benchmark's "before" stays the student
+    assert not all(torch.equal(sla0[k], want[k]) for k in want)
+
+
 def test_cli_reports_a_missing_mismatched_or_quantized_file_in_one_line(tmp_path, capsys):
     from engine.train.cli import main
     from engine.train.common import export_dit, new_dit, preset

@@ -110,7 +110,7 @@ def _phase(name: str, a) -> None:
     elif name == "sla":
         from engine.train.sla import train_sla
         train_sla(a.out, budget, rest_lr_scale=a.sla_rest_lr, target=a.sla_target, amp=a.amp, renoise=a.renoise,
-                  trajectories=a.trajectories, traj_seconds=a.traj_seconds, **kw)
+                  trajectories=a.trajectories, traj_seconds=a.traj_seconds, init=a.init, **kw)
     if a.device.startswith("cuda"):
         torch.cuda.synchronize()
     print(f"== {name} done in {time.monotonic() - t0:.1f} s", flush=True)
@@ -143,8 +143,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="student, sla --sla-target teacher: share of the draws at knots 1-3 fed re-noised end points "
                          "(the SDE sampler's states)")
     ap.add_argument("--init", type=Path, default=None,
-                    help="teacher, student: start from this DiT file (an earlier teacher or student) instead of "
-                         "fresh weights (teacher) or the teacher (student)")
+                    help="teacher, student, sla: start from this DiT file (an earlier teacher, student or SLA "
+                         "fine-tune) instead of fresh weights (teacher), the teacher (student) or the student "
+                         "with zero proj_l (sla)")
     ap.add_argument("--sla-target", default="dense", choices=("dense", "teacher"),
                     help="sla: match the dense student's velocity, or regress onto the teacher's trajectories")
     ap.add_argument("--sla-rest-lr", type=float, default=0.1,

@@ -272,15 +272,17 @@ def quantized_state_dict(model: WanDiT) -> dict[str, torch.Tensor]:
     return q.state_dict()
 
 
-def load_weights_into(model: WanDiT, path: str | os.PathLike, p: ModelPreset) -> WanDiT:
-    """Start a training DiT from a DiT file (``--init``; plain or SLA layout, where ``proj_l`` is
-    dropped): its weights replace ``model``'s, on ``model``'s device.  A ``-quant`` file has no
+def load_weights_into(model: WanDiT, path: str | os.PathLike, p: ModelPreset,
+                      attention: str = "original") -> WanDiT:
+    """Start a training DiT from a DiT file (``--init``): its weights replace ``model``'s, on
+    ``model``'s device.  ``attention`` is ``model``'s layout: ``"original"`` drops an SLA file's
+    ``proj_l``; ``"sla"`` keeps it (a plain file gives zero ``proj_l``).  A ``-quant`` file has no
     float weights to train from and is refused in one line."""
     from engine import loading
     from engine.errors import ConfigError
 
     dev = next(model.parameters()).device
-    sd = loading.load_dit(path, p.dit, attention="original", device=dev, dtype=torch.float32).state_dict()
+    sd = loading.load_dit(path, p.dit, attention=attention, device=dev, dtype=torch.float32).state_dict()
     missing = sorted(model.state_dict().keys() - sd.keys())
     if missing:
         raise ConfigError(f"{path}: no float weight {missing[0]!r} ({len(missing)} missing): --init needs an "

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from engine import loading
 from engine.train.common import (
-    Budget, Log, run_phase, batch_specs, export_dit, new_dit, preset, text_context,
+    Budget, Log, run_phase, batch_specs, export_dit, load_weights_into, new_dit, preset, text_context,
 )
 from engine.sampler import sample_rcm
 from engine.train.merge import merge_state_dicts
@@ -61,10 +61,13 @@ def train_sla(out: Path, budget: Budget, *, batch: int = 32, size: int = 192, fr
               lr: float = 1e-3, rest_lr_scale: float = 0.1, device: str = "cpu", model: str = "tiny",
               check_clips: int = 48, sampler_share: float = 0.7, target: str = "dense", amp: bool = False,
               renoise: float = 0.0, trajectories: int = 2048, traj_batch: int = 256,
-              traj_seconds: float = 30.0) -> Path:
+              traj_seconds: float = 30.0, init: Path | None = None) -> Path:
     """``target``: ``"dense"`` (match the dense student's velocity) or ``"teacher"`` (the student
     phase's objective on the teacher's trajectories; ``renoise``, ``trajectories``, ``traj_*`` as
-    there).  ``amp``: bfloat16 autocast for every forward (float32 weights and optimizer)."""
+    there).  ``amp``: bfloat16 autocast for every forward (float32 weights and optimizer).
+    ``init``: an SLA-layout DiT file to start from (an earlier fine-tune, e.g. a merged
+    ``dit.safetensors``) instead of the student with zero ``proj_l``; the merge's ``pretrained``
+    stays the student, so the written ``dit.safetensors`` is the tuned model itself."""
     if target not in ("dense", "teacher"):
         raise ValueError(f"sla target: dense or teacher, got {target!r}")
     out = Path(out)
@@ -77,6 +80,8 @@ def train_sla(out: Path, budget: Budget, *, batch: int = 32, size: int = 192, fr
     sla = new_dit(p, "sla").to(dev)  # proj_l zero
     missing, unexpected = sla.load_state_dict(pretrained, strict=False)
     assert not unexpected and all(".proj_l." in k for k in missing), (missing, unexpected)
+    if init is not None:
+        load_weights_into(sla, init, p, attention="sla")
     sla.requires_grad_(True)
     proj = [prm for n, prm in sla.named_parameters() if ".proj_l." in n]
     rest = [prm for n, prm in sla.named_parameters() if ".proj_l." not in n]
