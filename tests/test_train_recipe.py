@@ -204,7 +204,7 @@ def test_student_trajectories_are_cached_and_continued(tmp_path):
     rec, _ = train(parts, 4)
     assert (rec["trajectories"], rec["new"]) == (4, 4)
     train_student(parts, Budget(1, 60.0), batch=2, size=32, frames=9, trajectories=4, traj_batch=2, check_clips=0)
-    rec = [json.loads(line) for line in (parts / "train.log").read_text().splitlines() if "trajectories" in line][-1]
+    rec = [r for r in map(json.loads, (parts / "train.log").read_text().splitlines()) if "trajectories" in r][-1]
     assert (rec["trajectories"], rec["new"]) == (4, 4)  # another clip length: not the cached shapes
 
 
@@ -266,7 +266,7 @@ def test_sla_teacher_target_reuses_the_students_trajectories_under_autocast(tmp_
     monkeypatch.setattr(sla_mod, "run_phase", keep_losses)
     sla_mod.train_sla(out, Budget(6, 60.0), batch=2, size=32, frames=5, lr=3e-3, rest_lr_scale=1.0, check_clips=0,
                       target="teacher", amp=True, renoise=0.5, trajectories=4, traj_batch=2, traj_seconds=0.0)
-    rec = [json.loads(line) for line in (out / "train.log").read_text().splitlines() if "trajectories" in line]
+    rec = [r for r in map(json.loads, (out / "train.log").read_text().splitlines()) if "trajectories" in r]
     assert rec[-1]["phase"] == "sla" and (rec[-1]["trajectories"], rec[-1]["new"]) == (4, 0)
     assert len(seen) == 6 and all(seen)
     assert losses[-1] < losses[0], losses
@@ -295,9 +295,10 @@ def test_init_starts_a_phase_from_the_given_file(tmp_path):
         assert not all(torch.equal(got[k], before[k]) for k in before), phase
 
 
-def test_sla_init_continues_an_earlier_fine_tune(tmp_path):
+def test_sla_init_continues_an_earlier_fine_tune(tmp_path, capsys):
     """``sla --init``: the SLA model starts from the given SLA-layout file, ``proj_l`` included
-    (zero steps: the written dit.safetensors is that file, not the student with zero proj_l)."""
+    (zero steps: the written dit.safetensors is that file, not the student with zero proj_l).
+    Run again in the same folder, the phase resumes its state file instead, and says so."""
     from safetensors.torch import load_file
 
     from engine.train.cli import main
@@ -321,6 +322,17 @@ def test_sla_init_continues_an_earlier_fine_tune(tmp_path):
     assert any(".proj_l." in k and want[k].abs().sum() > 0 for k in want)
     sla0 = load_file(str(out / "student-sla0.safetensors"))  # the benchmark's "before" stays the student
     assert not all(torch.equal(sla0[k], want[k]) for k in want)
+
+    capsys.readouterr()
+    export_dit(new_dit(preset("tiny"), "sla", seed=8), tmp_path / "other.safetensors")
+    assert main(["sla", "--out", str(out), "--sla-steps", "0", "--size", "32", "--frames", "5", "--batch", "2",
+                 "--check-clips", "0", "--init", str(tmp_path / "other.safetensors")]) == 0
+    cap = capsys.readouterr()
+    assert "sla.state.pt exists, so sla resumes it and --init is not used" in cap.err, cap.err
+    assert '"resumed"' in cap.out
+    again = load_file(str(out / "dit.safetensors"))
+    for k in want:
+        torch.testing.assert_close(again[k], want[k], rtol=0, atol=1e-6, msg=k)
 
 
 def test_cli_reports_a_missing_mismatched_or_quantized_file_in_one_line(tmp_path, capsys):

@@ -93,6 +93,9 @@ def _phase(name: str, a) -> None:
     kw.update(lr)
     if name != "text":
         kw["check_clips"] = a.check_clips
+    if a.init is not None and name in ("teacher", "student", "sla") and (a.out / f"{name}.state.pt").is_file():
+        print(f"note: {a.out / f'{name}.state.pt'} exists, so {name} resumes it and --init is not used "
+              "(a new continuation needs a fresh --out folder)", file=sys.stderr, flush=True)
     t0 = time.monotonic()
     if name == "text":
         from engine.train.text import train_text

@@ -62,7 +62,10 @@ def run_phase(
     gradient (``kernels.*.triton_usable``), so training needs no switch.
     """
     state, log = State(out, phase), Log(out, phase)
+    resumed = state.path.is_file()
     step, elapsed = state.load(models, opt)
+    if resumed:  # the state's weights replace the phase's start (--init included)
+        log(resumed=str(state.path), step=step, t=elapsed)
     params = [q for g in opt.param_groups for q in g["params"]]
     t_start = time.monotonic() - elapsed
     avg = None
