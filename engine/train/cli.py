@@ -81,7 +81,7 @@ def install(run: Path, assets: Path, dtype: str = "float32", teacher: bool = Tru
 def _phase(name: str, a) -> None:
     import torch
 
-    from engine.train.common import Budget
+    from engine.train.common import Budget, State
 
     steps, seconds = getattr(a, f"{name}_steps"), getattr(a, f"{name}_seconds")
     budget = Budget(steps if steps is not None else DEFAULTS[name][0],
@@ -93,8 +93,9 @@ def _phase(name: str, a) -> None:
     kw.update(lr)
     if name != "text":
         kw["check_clips"] = a.check_clips
-    if a.init is not None and name in ("teacher", "student", "sla") and (a.out / f"{name}.state.pt").is_file():
-        print(f"note: {a.out / f'{name}.state.pt'} exists, so {name} resumes it and --init is not used "
+    state = State(a.out, name).path
+    if a.init is not None and name in ("teacher", "student", "sla") and state.is_file():
+        print(f"note: {state} exists, so {name} resumes it and --init is not used "
               "(a new continuation needs a fresh --out folder)", file=sys.stderr, flush=True)
     t0 = time.monotonic()
     if name == "text":
