@@ -313,8 +313,9 @@ def test_sla_init_continues_an_earlier_fine_tune(tmp_path, capsys):
                 prm.normal_(0, 0.02)
     export_dit(earlier, tmp_path / "earlier.safetensors")
     want = load_file(str(tmp_path / "earlier.safetensors"))
-    assert main(["sla", "--out", str(out), "--sla-steps", "0", "--size", "32", "--frames", "5", "--batch", "2",
-                 "--check-clips", "0", "--init", str(tmp_path / "earlier.safetensors")]) == 0
+    small = ["sla", "--out", str(out), "--sla-steps", "0", "--size", "32", "--frames", "5", "--batch", "2",
+             "--check-clips", "0", "--init"]
+    assert main([*small, str(tmp_path / "earlier.safetensors")]) == 0
     got = load_file(str(out / "dit.safetensors"))  # student + (tuned - student): tuned, to rounding
     assert got.keys() == want.keys()
     for k in want:
@@ -325,8 +326,7 @@ def test_sla_init_continues_an_earlier_fine_tune(tmp_path, capsys):
 
     capsys.readouterr()
     export_dit(new_dit(preset("tiny"), "sla", seed=8), tmp_path / "other.safetensors")
-    assert main(["sla", "--out", str(out), "--sla-steps", "0", "--size", "32", "--frames", "5", "--batch", "2",
-                 "--check-clips", "0", "--init", str(tmp_path / "other.safetensors")]) == 0
+    assert main([*small, str(tmp_path / "other.safetensors")]) == 0
     cap = capsys.readouterr()
     assert "sla.state.pt exists, so sla resumes it and --init is not used" in cap.err, cap.err
     assert '"resumed"' in cap.out

@@ -78,10 +78,11 @@ def train_sla(out: Path, budget: Budget, *, batch: int = 32, size: int = 192, fr
     dense = loading.load_dit(out / "student.safetensors", p.dit, attention="original", device=dev, dtype=torch.float32)
     pretrained = {k: v.clone() for k, v in dense.state_dict().items()}
     sla = new_dit(p, "sla").to(dev)  # proj_l zero
-    missing, unexpected = sla.load_state_dict(pretrained, strict=False)
-    assert not unexpected and all(".proj_l." in k for k in missing), (missing, unexpected)
     if init is not None:
         load_weights_into(sla, init, p, attention="sla")
+    else:
+        missing, unexpected = sla.load_state_dict(pretrained, strict=False)
+        assert not unexpected and all(".proj_l." in k for k in missing), (missing, unexpected)
     sla.requires_grad_(True)
     proj = [prm for n, prm in sla.named_parameters() if ".proj_l." in n]
     rest = [prm for n, prm in sla.named_parameters() if ".proj_l." not in n]

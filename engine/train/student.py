@@ -185,7 +185,7 @@ def train_student(out: Path, budget: Budget, *, batch: int = 48, size: int = 192
     bfloat16 autocast (float32 weights, ODE states, optimizer and loss), for speed on GPUs.
     ``renoise``: the share of draws at knots 1-3 fed re-noised end points (:func:`student_inputs`);
     0 is the recipe of the shipped students.  It targets the weaker fourth step; its one GPU try
-    (0.3, session 7) did not help (docs/tiny.md, "What would close the gap").  ``init``: a DiT file
+    (0.3, session 7) did not help (docs/tiny.md, "What it still misses").  ``init``: a DiT file
     (plain or SLA layout) to start the student from instead of the teacher -- an earlier student,
     continued with another recipe."""
     out = Path(out)
