@@ -64,37 +64,43 @@ def bench_attention(heads_list, topk, variants):
             for pv in ("bf16", "fp8"):
                 row("attention", shape, f"SageSLA module, TMA, P.V {pv}",
                     bench(lambda pv=pv: sla._sla_forward_triton(q, k, v, w, b, topk, int8_qk=True, pv=pv)))
-        nsel = sla.selected_blocks(topk, -(-L // sla.BLKK))
-        flops = 4 * H * L * nsel * 64 * 128
+        if sla.tma_usable(q, k, v):  # SageSLA with the other block shape than this GPU's default
+            other = (128, 64) if sla.sage_blocks(q.device) == (64, 128) else (64, 128)
+            row("attention", shape, f"SageSLA module, blocks {other[0]}x{other[1]}",
+                bench(lambda: sla._sla_forward_triton(q, k, v, w, b, topk, int8_qk=True, blocks=other)))
         for int8_qk in (False, True):
-            prep = sla._sla_prepare(q, k, v, w, b, topk, int8_qk=int8_qk)
+            blocks = sla.sage_blocks(q.device) if int8_qk else (sla.BLKQ, sla.BLKK)
+            prep = sla._sla_prepare(q, k, v, w, b, topk, int8_qk=int8_qk, blocks=blocks)
             tag = "sagesla" if int8_qk else "sla"
+            nsel = sla.selected_blocks(topk, -(-L // blocks[1]))
+            flops = 4 * H * L * nsel * blocks[1] * 128  # on the selected blocks
             if int8_qk:
-                _, k_mean = sla.sla_block_indices(q, k, topk)
+                _, k_mean = sla.sla_block_indices(q, k, topk, *blocks)
                 km = k_mean.reshape(H, 128).contiguous()
-                row("attention", shape, "  int8 quant q+k",
-                    bench(lambda: (sla._quantize_blocks(q, 128, None), sla._quantize_blocks(k, 64, km))))
+                row("attention", shape, f"  int8 quant q+k (blocks {blocks[0]}x{blocks[1]})",
+                    bench(lambda: (sla._quantize_blocks(q, blocks[0], None), sla._quantize_blocks(k, blocks[1], km))))
                 row("attention", shape, "  fp8 V^T quant", bench(lambda: sla._quantize_vt_fp8(v)))
             cfgs = [sla.FWD_CONFIG[tag]]
             if variants and not sla.tma_usable(q, k, v):
                 cfgs += [c for c in [(1, 4, 3), (1, 8, 3), (2, 8, 3), (2, 4, 2), (1, 8, 2)] if c != cfgs[0]]
             for c in cfgs:
                 fn = lambda c=c: sla._sla_fwd_launch(q, k, v, **prep, linear=True, int8_qk=int8_qk,  # noqa: E731
-                                                     kb_per_iter=c[0], num_warps=c[1], num_stages=c[2])
+                                                     kb_per_iter=c[0], num_warps=c[1], num_stages=c[2],
+                                                     blocks=blocks)
                 ms = bench(fn)
                 row("attention", shape, f"  {tag} ptr fwd kern {c}", ms, f"{flops / ms / 1e9:.0f} TFLOP/s eff")
             if not sla.tma_usable(q, k, v):
                 continue
             pvs = ("bf16", "fp8") if int8_qk else ("bf16",)
             for pv in pvs:
-                prep_t = sla._sla_prepare(q, k, v, w, b, topk, int8_qk=int8_qk, fp8_pv=pv == "fp8")
-                cfgs = [sla.TMA_CONFIG[tag]]
+                prep_t = sla._sla_prepare(q, k, v, w, b, topk, int8_qk=int8_qk, fp8_pv=pv == "fp8", blocks=blocks)
+                cfgs = [sla.tma_config(int8_qk, blocks)]
                 if variants:
                     cfgs += [c for c in [(w, st, tail, fold) for w in (4, 8) for st in (2, 3)
                                          for tail in (True, False) for fold in (True, False)] if c != cfgs[0]]
                 for c in cfgs:
                     fn = lambda c=c, p=prep_t: sla._sla_fwd_tma_launch(  # noqa: E731
-                        q, k, v, **p, linear=True, int8_qk=int8_qk, config=c)
+                        q, k, v, **p, linear=True, int8_qk=int8_qk, config=c, blocks=blocks)
                     try:
                         ms = bench(fn)
                     except Exception as e:  # a variant out of shared memory / registers

@@ -58,7 +58,7 @@ def main(argv=None) -> int:
         from kernels import sla
 
         w, st, tail, fold = (int(v) for v in a.sla_tma_config.split(","))
-        sla.TMA_CONFIG = {"sla": (w, st, bool(tail), bool(fold)), "sagesla": (w, st, bool(tail), bool(fold))}
+        sla.TMA_CONFIG = {tag: (w, st, bool(tail), bool(fold)) for tag in sla.TMA_CONFIG}
     if a.mp4_presets:
         return mp4_presets(a.mp4_presets.split(","))
     if a.suite:

@@ -29,9 +29,10 @@ Fast path (CUDA + Triton), three launches plus small torch glue:
   (a selected key block is a box at a run-time row of the [B*L, H*D] view), chosen when
   :func:`tma_usable`; 1.65 ms instead of 2.13 ms at the 1.3B shape on an H100.
 
-SageSLA (:func:`sagesla_attention`): same block map and linear branch; q is quantized to int8
-per (head, 128-row query block), k per (head, 64-row key block) after subtracting its mean
-over the sequence (a per-query constant shift of the logits, so softmax is unchanged); Q·K^T
+SageSLA (:func:`sagesla_attention`): the same block map with SageSLA's block shape
+(:func:`sage_blocks`: 64 query x 128 key rows on an H100/H200, as the reference's SageSLA does
+on sm90; 128 x 64 elsewhere) and the same linear branch; q is quantized to int8 per (head, query
+block), k per (head, key block) after subtracting its mean over the sequence (a per-query constant shift of the logits, so softmax is unchanged); Q·K^T
 runs as an int8 dot with int32 accumulation, P·V in bf16 with fp32 accumulation (on the TMA
 path optionally in fp8 e4m3, ``pv="fp8"``: measured no faster once its V quantization is counted).
 """
@@ -602,7 +603,7 @@ def sla_block_indices(q: torch.Tensor, k: torch.Tensor, topk: float, blkq: int =
     to the pooled means (mean(k_blk) - mean(k) == mean(k_blk - mean(k))).
     """
     mode = BLOCK_MAP if mode is None else mode
-    if not triton_usable(q) or q.shape[-1] not in (64, 128) or (blkq, blkk) != (BLKQ, BLKK):
+    if not triton_usable(q) or q.shape[-1] not in (64, 128) or blkq not in (64, 128) or blkk not in (64, 128):
         mode = "reference"
     if mode == "exact" and q.shape[-1] != 128:  # the replayed reduction order assumes D = 128
         mode = "reference"
@@ -685,8 +686,11 @@ FWD_CONFIG = {"sla": (2, 8, 2), "sagesla": (1, 4, 3)}  # best of the variants ti
 
 
 def _sla_fwd_launch(q, k, v, idx, kvw, ksum, bias, qi, ki, qsc, ksc, *, linear: bool, int8_qk: bool,
-                    kb_per_iter: int, num_warps: int, num_stages: int) -> torch.Tensor:
-    """Launch the fused forward on prepared inputs (block indices, linear state, int8 copies)."""
+                    kb_per_iter: int, num_warps: int, num_stages: int,
+                    blocks: tuple[int, int] = (BLKQ, BLKK)) -> torch.Tensor:
+    """Launch the fused forward on prepared inputs (block indices, linear state, int8 copies);
+    ``blocks`` = (query rows, key rows) of a block, as the inputs were prepared with."""
+    blkq, blkk = blocks
     B, L, H, D = q.shape
     nq, nsel = idx.shape[2], idx.shape[3]
     out = torch.empty(q.shape, device=q.device, dtype=q.dtype)  # contiguous [B, L, H, D]
@@ -696,9 +700,9 @@ def _sla_fwd_launch(q, k, v, idx, kvw, ksum, bias, qi, ki, qsc, ksc, *, linear: 
         kvw if linear else dummy, ksum if linear else dummy, bias if linear else dummy,
         qi if int8_qk else q, ki if int8_qk else k, qsc if int8_qk else dummy, ksc if int8_qk else dummy,
         q.stride(0), q.stride(1), q.stride(2), out.stride(0), out.stride(1), out.stride(2),
-        H, L, nq, triton.cdiv(L, BLKK), nsel,
+        H, L, nq, triton.cdiv(L, blkk), nsel,
         D**-0.5 * 1.4426950408889634,
-        HEAD_DIM=D, BLOCK_M=BLKQ, BLOCK_KB=BLKK, KB_PER_ITER=kb_per_iter,
+        HEAD_DIM=D, BLOCK_M=blkq, BLOCK_KB=blkk, KB_PER_ITER=kb_per_iter,
         LINEAR=linear, INT8_QK=int8_qk, LIN_BF16=q.dtype != torch.float32,
         num_warps=num_warps, num_stages=num_stages,
     )
@@ -710,7 +714,18 @@ def _sla_fwd_launch(q, k, v, idx, kvw, ksum, bias, qi, ki, qsc, ksc, *, linear: 
 # (2026-11-22, bench/kernels.py --quick --variants, 1 x 32,760 x 12 x 128, top-k 0.1): SLA 1.65 ms
 # (8 warps, masking every block and a separate scale multiply: the split tail costs 8 warps
 # 30%); SageSLA 1.58 ms (4 warps, split tail, folded scale).  The pointer kernel's best: 2.13 ms.
-TMA_CONFIG = {"sla": (8, 3, False, False), "sagesla": (4, 2, True, True)}
+# SageSLA with the H100/H200 blocks (64 query x 128 key rows), best of 8 variants (2026-11-22,
+# runs/seed/s9d.py, same shape): 1.274 ms (4 warps, every block masked, folded scale) against 1.338
+# with the 128 x 64 choice -- and 1.60 ms for the 128 x 64 blocks themselves.
+TMA_CONFIG = {"sla": (8, 3, False, False), "sagesla": (4, 2, True, True), "sagesla-64x128": (4, 2, False, True)}
+
+
+def tma_config(int8_qk: bool, blocks: tuple[int, int]) -> tuple[int, int, bool, bool]:
+    """The :data:`TMA_CONFIG` entry for SLA / SageSLA with these (query rows, key rows) blocks."""
+    tag = "sagesla" if int8_qk else "sla"
+    if tuple(blocks) != (BLKQ, BLKK):
+        tag = f"{tag}-{blocks[0]}x{blocks[1]}"
+    return TMA_CONFIG.get(tag, TMA_CONFIG["sagesla" if int8_qk else "sla"])
 # SageSLA's P·V on the TMA path: "bf16", or "fp8" (e4m3 P and per-channel-scaled V^T, fp32
 # accumulation).  fp8 measured no faster on an H100 (the kernel is bound by the softmax's
 # elementwise work, not by the tensor cores) and doubles the error (rel L2 1.8e-2 vs 9.4e-3 at
@@ -759,41 +774,45 @@ def _quantize_vt_fp8(v: torch.Tensor):
 
 def _sla_fwd_tma_launch(q, k, v, idx, kvw, ksum, bias, qi, ki, qsc, ksc, vt=None, vsc=None, *,
                         linear: bool, int8_qk: bool, config: tuple[int, int, bool, bool] | None = None,
-                        ) -> torch.Tensor:
+                        blocks: tuple[int, int] = (BLKQ, BLKK)) -> torch.Tensor:
     """Launch the TMA forward (Hopper) on prepared inputs; ``vt``/``vsc`` select fp8 P·V;
-    ``config`` as in :data:`TMA_CONFIG` (default: its entry for SLA / SageSLA)."""
-    num_warps, num_stages, tail_only, fold = config or TMA_CONFIG["sagesla" if int8_qk else "sla"]
+    ``config`` as in :data:`TMA_CONFIG` (default: its entry for SLA / SageSLA); ``blocks`` as in
+    :func:`_sla_fwd_launch`."""
+    num_warps, num_stages, tail_only, fold = config or tma_config(int8_qk, blocks)
+    blkq, blkk = blocks
     B, L, H, D = q.shape
     nq, nsel = idx.shape[2], idx.shape[3]
     out = torch.empty(q.shape, device=q.device, dtype=q.dtype)
     fp8_pv = vt is not None
-    q_desc = _rows_desc(qi if int8_qk else q, BLKQ)
-    k_desc = _rows_desc(ki if int8_qk else k, BLKK)
+    q_desc = _rows_desc(qi if int8_qk else q, blkq)
+    k_desc = _rows_desc(ki if int8_qk else k, blkk)
     if fp8_pv:
-        v_desc = TensorDescriptor(vt, [vt.shape[0] * D, vt.shape[2]], [vt.shape[2], 1], [D, BLKK])
+        v_desc = TensorDescriptor(vt, [vt.shape[0] * D, vt.shape[2]], [vt.shape[2], 1], [D, blkk])
     else:
-        v_desc = _rows_desc(v, BLKK)
+        v_desc = _rows_desc(v, blkk)
     dummy = out
     _sla_fwd_tma_kernel[(nq, B * H)](
         q_desc, k_desc, v_desc, q, out, idx,
         kvw if linear else dummy, ksum if linear else dummy, bias if linear else dummy,
         qsc if int8_qk else dummy, ksc if int8_qk else dummy, vsc if fp8_pv else dummy,
         q.stride(0), q.stride(1), q.stride(2), out.stride(0), out.stride(1), out.stride(2),
-        H, L, nq, triton.cdiv(L, BLKK), nsel,
+        H, L, nq, triton.cdiv(L, blkk), nsel,
         D**-0.5 * 1.4426950408889634,
-        HEAD_DIM=D, BLOCK_M=BLKQ, BLOCK_KB=BLKK,
+        HEAD_DIM=D, BLOCK_M=blkq, BLOCK_KB=blkk,
         LINEAR=linear, INT8_QK=int8_qk, FP8_PV=fp8_pv, LIN_BF16=q.dtype != torch.float32,
-        MASK_TAIL=L % BLKK != 0, TAIL_ONLY=tail_only, FOLD=fold, num_warps=num_warps, num_stages=num_stages,
+        MASK_TAIL=L % blkk != 0, TAIL_ONLY=tail_only, FOLD=fold, num_warps=num_warps, num_stages=num_stages,
     )
     return out
 
 
 def _sla_prepare(q, k, v, proj_weight, proj_bias, topk, *, int8_qk: bool, linear: bool = True,
-                 fp8_pv: bool = False):
+                 fp8_pv: bool = False, blocks: tuple[int, int] = (BLKQ, BLKK)):
     """Everything the fused forward reads besides q, k, v: block indices, linear state, int8 copies
-    (and with ``fp8_pv`` the e4m3 V^T and its per-channel scales, for the TMA kernel)."""
+    (and with ``fp8_pv`` the e4m3 V^T and its per-channel scales, for the TMA kernel), for blocks
+    of ``blocks`` = (query rows, key rows)."""
     B, L, H, D = q.shape
-    idx, k_mean = sla_block_indices(q, k, topk)
+    blkq, blkk = blocks
+    idx, k_mean = sla_block_indices(q, k, topk, blkq, blkk)
     prep = {"idx": idx, "kvw": None, "ksum": None, "bias": None,
             "qi": None, "ki": None, "qsc": None, "ksc": None}
     if fp8_pv:
@@ -803,21 +822,40 @@ def _sla_prepare(q, k, v, proj_weight, proj_bias, topk, *, int8_qk: bool, linear
         prep["bias"] = (proj_bias.float() if proj_bias is not None
                         else torch.zeros(D, device=q.device, dtype=torch.float32)).contiguous()
     if int8_qk:
-        prep["qi"], prep["qsc"] = _quantize_blocks(q, BLKQ, None)
-        prep["ki"], prep["ksc"] = _quantize_blocks(k, BLKK, k_mean.reshape(B * H, D).contiguous())
+        prep["qi"], prep["qsc"] = _quantize_blocks(q, blkq, None)
+        prep["ki"], prep["ksc"] = _quantize_blocks(k, blkk, k_mean.reshape(B * H, D).contiguous())
     return prep
+
+
+# SageSLA's block shape (query rows, key rows): "arch" follows the reference (FORMATS.md section 4:
+# TurboDiffusion's SageSLA pools q in 64-row and k in 128-row blocks on sm90, i.e. H100/H200, and
+# 128/64 elsewhere), or a fixed (rows, rows) pair with each in {64, 128}.
+SAGE_BLOCKS: str | tuple[int, int] = "arch"
+
+
+def sage_blocks(device) -> tuple[int, int]:
+    """SageSLA's (query rows, key rows) per block on ``device`` (see :data:`SAGE_BLOCKS`)."""
+    if SAGE_BLOCKS != "arch":
+        return tuple(SAGE_BLOCKS)
+    if torch.device(device).type == "cuda" and torch.cuda.get_device_capability(device) == (9, 0):
+        return (64, 128)
+    return (BLKQ, BLKK)
 
 
 def _sla_forward_triton(
     q, k, v, proj_weight, proj_bias, topk, *, int8_qk: bool = False, linear: bool = True,
     kb_per_iter: int | None = None, num_warps: int | None = None, num_stages: int | None = None,
     return_indices: bool = False, impl: str = "auto", pv: str | None = None,
+    blocks: tuple[int, int] | None = None,
 ):
     """Fused SLA / SageSLA forward on CUDA; q, k, v [B, L, H, D] -> [B, L, H, D] in q's dtype.
 
     ``impl``: "tma" (Hopper descriptors), "ptr" (pointer gathers, any sm80+ GPU) or "auto" (TMA
     where :func:`tma_usable`).  ``pv`` (SageSLA only, TMA only): "fp8" or "bf16"; default
-    :data:`SAGE_PV`."""
+    :data:`SAGE_PV`.  ``blocks`` (query rows, key rows): default (128, 64) for SLA and
+    :func:`sage_blocks` for SageSLA."""
+    if blocks is None:
+        blocks = sage_blocks(q.device) if int8_qk else (BLKQ, BLKK)
     if not (q.stride(-1) == 1 and q.stride() == k.stride() == v.stride()):
         q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
     if impl == "auto":
@@ -825,15 +863,16 @@ def _sla_forward_triton(
     tag = "sagesla" if int8_qk else "sla"
     if impl == "tma":
         fp8_pv = int8_qk and (pv or SAGE_PV) == "fp8"
-        warps, stages, tail_only, fold = TMA_CONFIG[tag]
-        prep = _sla_prepare(q, k, v, proj_weight, proj_bias, topk, int8_qk=int8_qk, linear=linear, fp8_pv=fp8_pv)
+        warps, stages, tail_only, fold = tma_config(int8_qk, blocks)
+        prep = _sla_prepare(q, k, v, proj_weight, proj_bias, topk, int8_qk=int8_qk, linear=linear, fp8_pv=fp8_pv,
+                            blocks=blocks)
         out = _sla_fwd_tma_launch(q, k, v, **prep, linear=linear, int8_qk=int8_qk,
-                                  config=(num_warps or warps, num_stages or stages, tail_only, fold))
+                                  config=(num_warps or warps, num_stages or stages, tail_only, fold), blocks=blocks)
     else:
         kb, warps, stages = FWD_CONFIG[tag]
-        prep = _sla_prepare(q, k, v, proj_weight, proj_bias, topk, int8_qk=int8_qk, linear=linear)
+        prep = _sla_prepare(q, k, v, proj_weight, proj_bias, topk, int8_qk=int8_qk, linear=linear, blocks=blocks)
         out = _sla_fwd_launch(q, k, v, **prep, linear=linear, int8_qk=int8_qk, kb_per_iter=kb_per_iter or kb,
-                              num_warps=num_warps or warps, num_stages=num_stages or stages)
+                              num_warps=num_warps or warps, num_stages=num_stages or stages, blocks=blocks)
     if return_indices:
         return out, prep["idx"]
     return out
@@ -853,7 +892,9 @@ def sagesla_attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     proj_weight: torch.Tensor, proj_bias: torch.Tensor | None, topk: float,
 ) -> torch.Tensor:
-    """SageSLA (int8 Q·K^T, bf16 P·V) on CUDA; elsewhere the SLA reference (same function, exact)."""
+    """SageSLA (int8 Q·K^T, bf16 P·V) on CUDA; elsewhere the SLA reference (same function, exact),
+    with SageSLA's blocks for the device (:func:`sage_blocks`: on the CPU SLA's own 128 x 64)."""
     if triton_usable(q) and q.dtype in (torch.bfloat16, torch.float16) and q.shape[-1] in (64, 128):
         return _sla_forward_triton(q, k, v, proj_weight, proj_bias, topk, int8_qk=True)
-    return sla_reference(q, k, v, proj_weight, proj_bias, topk)
+    blkq, blkk = sage_blocks(q.device)
+    return sla_reference(q, k, v, proj_weight, proj_bias, topk, blkq, blkk)

@@ -66,14 +66,16 @@ def test_sla_matches_reference(B, L, H, D, topk, dtype, kind, impl, pv):
     if impl == "tma" and not (HOPPER and sla.TensorDescriptor is not None):
         pytest.skip("the TMA kernel needs a Hopper GPU and Triton's host tensor descriptors")
     q, k, v, w, b = _qkv(B, L, H, D, dtype, seed=L + H + int(topk * 100))
+    # SageSLA's blocks follow the reference: 64 query x 128 key rows on an H100/H200, else 128 x 64
+    blkq, blkk = sla.sage_blocks(q.device) if kind == "sagesla" else (sla.BLKQ, sla.BLKK)
     out, idx = sla._sla_forward_triton(q, k, v, w, b, topk, int8_qk=kind == "sagesla", return_indices=True,
                                        impl=impl, pv=pv)
-    ref, parts = sla.sla_reference(q, k, v, w, b, topk, return_parts=True)
+    ref, parts = sla.sla_reference(q, k, v, w, b, topk, blkq=blkq, blkk=blkk, return_parts=True)
     # block map identical (same inputs -> same selected blocks)
     bm = torch.zeros_like(parts["block_map"])
     bm.scatter_(-1, idx.long(), True)
     assert torch.equal(bm, parts["block_map"])
-    assert idx.shape[-1] == sla.selected_blocks(topk, -(-L // sla.BLKK))
+    assert idx.shape[-1] == sla.selected_blocks(topk, -(-L // blkk))
     assert out.dtype == dtype and out.shape == q.shape
     assert torch.isfinite(out).all()
     tol = SLA_TOL[kind + ("-fp8" if pv == "fp8" else "")]
@@ -147,12 +149,32 @@ def test_exact_pooling_bit_identical(L, layout):
         assert torch.equal(scores.view(torch.int16), scores_ref.view(torch.int16))
 
 
+@pytest.mark.parametrize("blocks", [(64, 128), (128, 64)])
+def test_sagesla_block_shapes(blocks, monkeypatch):
+    """Either SageSLA block shape runs on both kernels and matches the reference with those blocks;
+    ``SAGE_BLOCKS = "arch"`` picks 64 x 128 exactly on compute capability 9.0 (the reference's rule)."""
+    monkeypatch.setattr(sla, "SAGE_BLOCKS", blocks)
+    assert sla.sage_blocks(DEV) == blocks
+    q, k, v, w, b = _qkv(1, 4173, 3, 128, torch.bfloat16, seed=11)
+    ref = sla.sla_reference(q, k, v, w, b, 0.2, blkq=blocks[0], blkk=blocks[1])
+    for impl in (["ptr", "tma"] if HOPPER and sla.TensorDescriptor is not None else ["ptr"]):
+        out = sla._sla_forward_triton(q, k, v, w, b, 0.2, int8_qk=True, impl=impl)
+        assert _rel(out, ref) < SLA_TOL["sagesla"], impl
+    monkeypatch.setattr(sla, "SAGE_BLOCKS", "arch")
+    want = (64, 128) if torch.cuda.get_device_capability() == (9, 0) else (128, 64)
+    assert sla.sage_blocks(DEV) == want
+    assert _rel(sla.sagesla_attention(q, k, v, w, b, 0.2),
+                sla.sla_reference(q, k, v, w, b, 0.2, blkq=want[0], blkk=want[1])) < SLA_TOL["sagesla"]
+
+
 def test_sla_public_launchers_use_fast_path_and_per_call_topk():
     q, k, v, w, b = _qkv(1, 2000, 2, 128, torch.bfloat16, seed=7)
     for topk in (0.1, 0.5):
         ref = sla.sla_reference(q, k, v, w, b, topk)
         assert _rel(sla.sla_attention(q, k, v, w, b, topk), ref) < 1e-2
-        assert _rel(sla.sagesla_attention(q, k, v, w, b, topk), ref) < 3e-2
+        blkq, blkk = sla.sage_blocks(q.device)
+        ref_sage = sla.sla_reference(q, k, v, w, b, topk, blkq=blkq, blkk=blkk)
+        assert _rel(sla.sagesla_attention(q, k, v, w, b, topk), ref_sage) < 3e-2
     # non-contiguous inputs (as views from a fused qkv projection)
     qkv = torch.randn(1, 1500, 3, 2, 128, device=DEV, dtype=torch.bfloat16)
     q2, k2, v2 = qkv.unbind(2)
