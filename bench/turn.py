@@ -20,14 +20,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.api import LaunchConfig, default_request, open_engine  # noqa: E402
+from engine.api import ATTENTION_CHOICES, LaunchConfig, default_request, open_engine  # noqa: E402
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="tiny")
     p.add_argument("--random-weights", action="store_true")
-    p.add_argument("--attention", default="auto", choices=("auto", "original", "sla", "sagesla"),
+    p.add_argument("--attention", default="auto", choices=ATTENTION_CHOICES,
                    help="auto: original for tiny, sla for Wan (engine.api.LaunchConfig)")
     p.add_argument("--quant-linear", action="store_true")
     p.add_argument("--device", default="auto")

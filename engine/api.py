@@ -25,7 +25,7 @@ from engine.errors import ValidationError
 
 MODELS = ("tiny", "tiny-i2v", "Wan2.1-1.3B", "Wan2.1-14B", "Wan2.2-A14B")
 I2V_MODELS = ("tiny-i2v", "Wan2.2-A14B")
-ATTENTION_BACKENDS = ("original", "sla", "sagesla")
+ATTENTION_BACKENDS = ("original", "sla", "sagesla", "spargeattn")
 # "auto": the model's own default (engine.configs.ModelPreset.default_attention).
 ATTENTION_CHOICES = ("auto", *ATTENTION_BACKENDS)
 STAGES = ("load", "encode", "denoise", "decode", "write")
@@ -88,7 +88,7 @@ class LaunchConfig:
     vae_path: str | None = None
     text_encoder_path: str | None = None
     tokenizer_path: str | None = None  # folder of google/umt5-xxl, or None for the HF cache
-    attention: str = "auto"  # auto | original | sla | sagesla
+    attention: str = "auto"  # auto | original | sla | sagesla | spargeattn (needs the SpargeAttn package)
     quant_linear: bool = False  # W8A8 int8 linears (quantized at load if the file is not)
     default_norm: bool = False  # plain torch norms instead of the fused kernels
     device: str = "auto"  # auto | cpu | cuda | cuda:N

@@ -168,6 +168,12 @@ class ResidentPipeline:
         self.preset: ModelPreset = get_preset(launch.model)
         self.device = resolve_device(launch.device)
         self.dtype = resolve_dtype(launch.dtype, self.device)
+        if launch.attention == "spargeattn":  # optional package: say so before loading anything
+            from kernels.sparge import unavailable_reason
+
+            why = unavailable_reason(self.device, self.preset.dit.head_dim)
+            if why:
+                raise ValidationError("attention", "spargeattn", why)
         self._cancel = threading.Event()
         self._lock = threading.Lock()  # one turn at a time
         self._prompt_cache: OrderedDict[str, torch.Tensor] = OrderedDict()

@@ -1,17 +1,17 @@
 """Which attention and linear backends can run on this machine, and why not.
 
 Attention: ``original`` (dense torch SDPA), ``sla`` (Triton SLA), ``sagesla`` (Triton SageSLA:
-int8 Q·K^T), ``spargeattn`` (the optional ``spas_sage_attn`` package).  Linear: ``bf16``
-(torch), ``int8`` (Triton W8A8).  A backend that is not usable still runs through its
-plain-torch reference (sla, sagesla -> the SLA reference; int8 -> the int8 reference), so the
-engine works everywhere; "usable" means its fast path runs here.  Nothing here touches CUDA
-at import; each call looks again.
+int8 Q·K^T), ``spargeattn`` (SageSLA on the optional SpargeAttn package, ``spas_sage_attn``).
+Linear: ``bf16`` (torch), ``int8`` (Triton W8A8).  A Triton backend that is not usable still runs
+through its plain-torch reference (sla, sagesla -> the SLA reference; int8 -> the int8
+reference), so the engine works everywhere; "usable" means its fast path runs here.
+``spargeattn`` has no such fallback: the engine refuses it where it is not usable, with the
+reason given here.  Nothing here touches CUDA at import; each call looks again.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 
 import torch
 
@@ -57,12 +57,15 @@ def available_backends() -> dict[str, tuple[bool, str]]:
         why = cuda8 or trit
         out[name] = (why is None, f"{what} on {gpu_name}{kernel}" if why is None else why)
 
-    if importlib.util.find_spec("spas_sage_attn") is None:
-        out["spargeattn"] = (False, "package spas_sage_attn missing (optional: pip install .[sage])")
-    elif cuda8 is not None:
-        out["spargeattn"] = (False, cuda8)
+    from kernels import sparge
+
+    why = sparge.unavailable_reason()
+    if why is None:
+        blocks = "x".join(str(b) for b in sparge.package_blocks(torch.cuda.current_device()))
+        out["spargeattn"] = (True, f"SpargeAttn block-sparse SageAttention-2 kernel on {gpu_name} "
+                                   f"(blocks {blocks}), our block map and linear branch")
     else:
-        out["spargeattn"] = (False, "spas_sage_attn importable, but no launcher in kernels/ uses it yet")
+        out["spargeattn"] = (False, why)
 
     out["bf16"] = (True, "torch.nn.functional.linear")
     why = cuda8 or trit
@@ -91,14 +94,18 @@ def reference_only():
     import kernels.int8
     import kernels.norms
     import kernels.sla
+    import kernels.sparge
     import kernels.vae
 
     mods = (kernels.int8, kernels.norms, kernels.sla, kernels.vae)
     saved = [m.HAS_TRITON for m in mods]
+    saved_sparge = kernels.sparge.REFERENCE_ONLY
     try:
         for m in mods:
             m.HAS_TRITON = False
+        kernels.sparge.REFERENCE_ONLY = True
         yield
     finally:
         for m, v in zip(mods, saved):
             m.HAS_TRITON = v
+        kernels.sparge.REFERENCE_ONLY = saved_sparge

@@ -61,4 +61,4 @@ def test_original_backend_is_dense_softmax(ref):
     s = torch.einsum("blhd,bmhd->bhlm", q, k) * 32**-0.5
     want = torch.einsum("bhlm,bmhd->blhd", s.softmax(-1), v)
     torch.testing.assert_close(op(q, k, v, 0.1), want, atol=1e-5, rtol=1e-4)
-    assert set(BACKENDS) == {"original", "sla", "sagesla"}
+    assert set(BACKENDS) == {"original", "sla", "sagesla", "spargeattn"}

@@ -6,7 +6,7 @@ unless ``--config`` names another.  Example::
 
     [engine]
     model = "Wan2.1-1.3B"        # tiny | Wan2.1-1.3B | Wan2.1-14B | Wan2.2-A14B
-    attention = "auto"           # auto (tiny: original, Wan: sla) | original | sla | sagesla
+    attention = "auto"           # auto (tiny: original, Wan: sla) | original | sla | sagesla | spargeattn
     quant_linear = false
     device = "auto"
 

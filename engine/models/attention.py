@@ -8,6 +8,9 @@ by ``original``), so it can change from one call to the next without rebuilding 
 * ``sla``: sparse-linear attention (:func:`kernels.sla.sla_attention`) with its ``proj_l``.
 * ``sagesla``: same parameters as ``sla``; on CUDA it uses ``kernels.sla.sagesla_attention``
   when that kernel exists, otherwise (and always on CPU) it is ``sla``.
+* ``spargeattn``: SageSLA with the optional SpargeAttn package's sparse kernel
+  (:func:`kernels.sparge.spargeattn_attention`); the engine refuses it at start where it cannot
+  run (:func:`kernels.sparge.unavailable_reason`).
 
 :class:`AttnOp` wraps the backend as ``local_attn`` so the parameter names read
 ``self_attn.attn_op.local_attn.proj_l.*`` like the reference's ``MinimalA2AAttnOp`` (FORMATS.md
@@ -21,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import kernels.sla as sla_kernels
+import kernels.sparge as sparge_kernels
 
 
 def dense_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -64,10 +68,20 @@ class SageSparseLinearAttention(SparseLinearAttention):
         return sla_kernels.sla_attention(q, k, v, self.proj_l.weight, self.proj_l.bias, topk)
 
 
+class SpargeSparseLinearAttention(SparseLinearAttention):
+    """``spargeattn``: SageSLA whose sparse branch is the SpargeAttn package's kernel."""
+
+    def forward(self, q, k, v, topk: float) -> torch.Tensor:
+        if sparge_kernels.REFERENCE_ONLY:  # kernels.registry.reference_only(): the plain path
+            return sla_kernels.sagesla_attention(q, k, v, self.proj_l.weight, self.proj_l.bias, topk)
+        return sparge_kernels.spargeattn_attention(q, k, v, self.proj_l.weight, self.proj_l.bias, topk)
+
+
 BACKENDS: dict[str, type[nn.Module]] = {
     "original": DenseAttention,
     "sla": SparseLinearAttention,
     "sagesla": SageSparseLinearAttention,
+    "spargeattn": SpargeSparseLinearAttention,
 }
 
 
