@@ -2,7 +2,7 @@
 
 ``tiny_dit.safetensors`` is the few-step student (dense-trained; SLA layout with ``proj_l``
 zero), served for dense attention; ``tiny_dit-sla.safetensors`` the same student after the
-SLA fine-tune, served for ``sla``/``sagesla``; ``*-quant`` their int8 twins; ``tiny_vae`` and
+SLA fine-tune, served for ``sla``/``sagesla``/``spargeattn``; ``*-quant`` their int8 twins; ``tiny_vae`` and
 ``tiny_text_encoder`` the VAE and umT5 encoder; float tensors stored in float16
 (``python -m engine.train install --dtype float16 --no-teacher``).  The teacher is not shipped
 (it would take the package over its 25 MB budget): ``bench/quality.py --run DIR`` reads it from a
