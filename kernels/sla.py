@@ -833,13 +833,16 @@ def _sla_prepare(q, k, v, proj_weight, proj_bias, topk, *, int8_qk: bool, linear
 SAGE_BLOCKS: str | tuple[int, int] = "arch"
 
 
-def sage_blocks(device) -> tuple[int, int]:
-    """SageSLA's (query rows, key rows) per block on ``device`` (see :data:`SAGE_BLOCKS`)."""
-    if SAGE_BLOCKS != "arch":
-        return tuple(SAGE_BLOCKS)
+def reference_sage_blocks(device) -> tuple[int, int]:
+    """The reference's SageSLA (query rows, key rows) on ``device``: 64 x 128 on sm90, else 128 x 64."""
     if torch.device(device).type == "cuda" and torch.cuda.get_device_capability(device) == (9, 0):
         return (64, 128)
     return (BLKQ, BLKK)
+
+
+def sage_blocks(device) -> tuple[int, int]:
+    """SageSLA's (query rows, key rows) per block on ``device`` (see :data:`SAGE_BLOCKS`)."""
+    return reference_sage_blocks(device) if SAGE_BLOCKS == "arch" else tuple(SAGE_BLOCKS)
 
 
 def _sla_forward_triton(

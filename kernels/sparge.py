@@ -40,11 +40,9 @@ REFERENCE_ONLY = False
 
 
 def package_blocks(device) -> tuple[int, int]:
-    """(query rows, key rows) of the package's block map on ``device``: 64 x 128 on sm90, else 128 x 64."""
-    dev = torch.device(device)
-    if dev.type == "cuda" and torch.cuda.get_device_capability(dev) == (9, 0):
-        return (64, 128)
-    return (sla.BLKQ, sla.BLKK)
+    """(query rows, key rows) of the package's block map on ``device``: the reference's SageSLA
+    shape, 64 x 128 on sm90 and 128 x 64 elsewhere (whatever :data:`kernels.sla.SAGE_BLOCKS` says)."""
+    return sla.reference_sage_blocks(device)
 
 
 def unavailable_reason(device=None, head_dim: int = 128) -> str | None:
@@ -84,17 +82,15 @@ def linear_branch(q, k, v, proj_weight, proj_bias) -> torch.Tensor:
 
 def spargeattn_attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-    proj_weight: torch.Tensor, proj_bias: torch.Tensor | None, topk: float, *, package=None,
+    proj_weight: torch.Tensor, proj_bias: torch.Tensor | None, topk: float,
 ) -> torch.Tensor:
     """SageSLA with SpargeAttn's sparse kernel; q, k, v [B, L, H, D] -> [B, L, H, D] in q's dtype.
-
-    ``package``: the module to call (default: import ``spas_sage_attn``; tests pass a stand-in).
     Sequences shorter than :data:`MIN_LEN` (which the package refuses) go to
     :func:`kernels.sla.sagesla_attention`."""
     B, L, H, D = q.shape
     if L < MIN_LEN:
         return sla.sagesla_attention(q, k, v, proj_weight, proj_bias, topk)
-    spas = package if package is not None else importlib.import_module(PACKAGE)
+    spas = importlib.import_module(PACKAGE)
     blkq, blkk = package_blocks(q.device)
     idx, _ = sla.sla_block_indices(q, k, topk, blkq, blkk)  # [B, H, nQ, n] ascending
     mask = torch.zeros(B, H, idx.shape[2], -(-L // blkk), dtype=torch.bool, device=q.device)
