@@ -35,7 +35,7 @@ INSTALL = "pip install git+https://github.com/thu-ml/SpargeAttn.git --no-build-i
 PV_THRESHOLD_OFF = 1e6
 # The package refuses sequences shorter than this (its own assertion).
 MIN_LEN = 128
-# Set by kernels.registry.reference_only(): the backend then runs SageSLA's plain-torch reference.
+# Set by kernels.registry.reference_only(): spargeattn_attention then runs SageSLA's reference.
 REFERENCE_ONLY = False
 
 
@@ -85,10 +85,10 @@ def spargeattn_attention(
     proj_weight: torch.Tensor, proj_bias: torch.Tensor | None, topk: float,
 ) -> torch.Tensor:
     """SageSLA with SpargeAttn's sparse kernel; q, k, v [B, L, H, D] -> [B, L, H, D] in q's dtype.
-    Sequences shorter than :data:`MIN_LEN` (which the package refuses) go to
-    :func:`kernels.sla.sagesla_attention`."""
+    Sequences shorter than :data:`MIN_LEN` (which the package refuses), and every call inside
+    :func:`kernels.registry.reference_only`, go to :func:`kernels.sla.sagesla_attention`."""
     B, L, H, D = q.shape
-    if L < MIN_LEN:
+    if L < MIN_LEN or REFERENCE_ONLY:
         return sla.sagesla_attention(q, k, v, proj_weight, proj_bias, topk)
     spas = importlib.import_module(PACKAGE)
     blkq, blkk = package_blocks(q.device)

@@ -139,22 +139,30 @@ def test_reference_only_runs_the_sagesla_reference(fake_package):
 CUDA = torch.cuda.is_available()
 
 
-@pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
-@pytest.mark.parametrize("L,H", [(4173, 3), (32760, 12)])
-def test_cuda_path_with_the_stand_in(fake_package, L, H):
-    """On a GPU: the package's block shape for this GPU, our Triton block map and linear branch,
-    against the SLA reference on the same blocks."""
-    g = torch.Generator(device="cuda").manual_seed(L)
+def _cuda_qkv(L, H, seed):
+    g = torch.Generator(device="cuda").manual_seed(seed)
     q, k, v = (torch.randn(1, L, H, 128, device="cuda", generator=g).to(torch.bfloat16) for _ in range(3))
     w = (torch.randn(128, 128, device="cuda", generator=g) / 128**0.5).to(torch.bfloat16)
     b = (torch.randn(128, device="cuda", generator=g) * 0.1).to(torch.bfloat16)
-    if L > 5000:  # the stand-in's dense [L, L] scores would not fit; check the linear branch only
-        lin = sparge.linear_branch(q, k, v, w, b)
-        ref = torch.nn.functional.linear(
-            sla.linear_attention_reference(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)),
-            w.float(), b.float()).transpose(1, 2)
-        assert ((lin - ref).norm() / ref.norm()).item() < 1e-2
-        return
+    return q, k, v, w, b
+
+
+@pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
+def test_cuda_linear_branch_at_the_1_3b_shape():
+    """The Triton-state linear branch (proj_l folded in) against the reference, 12 x 32,760 x 128."""
+    q, k, v, w, b = _cuda_qkv(32760, 12, seed=32760)
+    lin = sparge.linear_branch(q, k, v, w, b)
+    ref = torch.nn.functional.linear(
+        sla.linear_attention_reference(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)),
+        w.float(), b.float()).transpose(1, 2)
+    assert ((lin - ref).norm() / ref.norm()).item() < 1e-2
+
+
+@pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
+def test_cuda_path_with_the_stand_in(fake_package):
+    """On a GPU: the package's block shape for this GPU, our Triton block map and linear branch,
+    against the SLA reference on the same blocks (L small enough for the stand-in's dense scores)."""
+    q, k, v, w, b = _cuda_qkv(4173, 3, seed=4173)
     blkq, blkk = sparge.package_blocks(q.device)
     assert (blkq, blkk) == ((64, 128) if torch.cuda.get_device_capability() == (9, 0) else (128, 64))
     out = sparge.spargeattn_attention(q, k, v, w, b, 0.1)

@@ -72,8 +72,6 @@ class SpargeSparseLinearAttention(SparseLinearAttention):
     """``spargeattn``: SageSLA whose sparse branch is the SpargeAttn package's kernel."""
 
     def forward(self, q, k, v, topk: float) -> torch.Tensor:
-        if sparge_kernels.REFERENCE_ONLY:  # kernels.registry.reference_only(): the plain path
-            return sla_kernels.sagesla_attention(q, k, v, self.proj_l.weight, self.proj_l.bias, topk)
         return sparge_kernels.spargeattn_attention(q, k, v, self.proj_l.weight, self.proj_l.bias, topk)
 
 
